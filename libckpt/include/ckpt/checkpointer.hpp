@@ -1,0 +1,199 @@
+#pragma once
+/// \file
+/// The Checkpointer: register state, save, restore, and the loop helper.
+
+#include <ckpt/catalog.hpp>
+#include <ckpt/error.hpp>
+#include <ckpt/options.hpp>
+#include <ckpt/types.hpp>
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+/// Why the loop helper ended.
+enum class StopReason : int {
+  none = 0,       ///< still running
+  finished = 1,   ///< reached the last step
+  signal = 2,     ///< a stop signal arrived; a checkpoint was saved
+  time_limit = 3, ///< the job's time limit is near; a checkpoint was saved
+  requested = 4,  ///< request_stop() was called; a checkpoint was saved
+};
+
+/// "none", "finished", "signal", "time_limit" or "requested".
+const char *stop_reason_name(StopReason r) noexcept;
+
+/// Costs measured by a Checkpointer so far.
+struct SaveStats {
+  std::int64_t saves = 0;
+  std::uint64_t bytes = 0;        ///< payload bytes of all saves
+  double seconds = 0;             ///< time the application was blocked in save
+  double last_seconds = 0;
+  std::uint64_t last_bytes = 0;
+  std::int64_t last_step = -1;
+};
+
+class StepRange;
+
+/// Coordinated checkpoints of the state of an MPI application.
+///
+/// \code
+/// ckpt::Checkpointer cp(MPI_COMM_WORLD, {.dir = "run", .every = 100});
+/// cp.distributed("u", u.data(), {.global = {ny, nx}, .offset = {y0, x0}, .count = {my, mx}});
+/// cp.replicated("t", &t);
+/// for (auto step : cp.steps(nsteps)) { advance(u); t += dt; }
+/// return cp.exit_code();
+/// \endcode
+///
+/// Registration calls are local; restore, save, should_checkpoint and the loop helper are
+/// collective over the communicator, and all ranks must register the same fields in the
+/// same order. Errors inside collective calls are agreed on: every rank throws the same
+/// Error.
+class Checkpointer {
+public:
+  /// Collective over comm. Duplicates comm (the user's communicator is never freed), applies
+  /// the CKPT_* environment (see Options), creates the directory and installs the stop
+  /// signal handlers.
+  /// \throws Error(invalid_argument, io, restart_limit)
+  Checkpointer(MPI_Comm comm, Options options = {});
+  ~Checkpointer();
+  Checkpointer(Checkpointer &&) noexcept;
+  Checkpointer &operator=(Checkpointer &&) noexcept;
+  Checkpointer(const Checkpointer &) = delete;
+  Checkpointer &operator=(const Checkpointer &) = delete;
+
+  /// Registers this rank's block of a distributed N-d array. Local.
+  /// \throws Error(invalid_argument) for a bad name, a block outside the global shape, or a
+  /// name already registered.
+  void distributed(const std::string &name, Dtype dtype, void *data, const Block &block);
+  template <class T> void distributed(const std::string &name, T *data, const Block &block) {
+    distributed(name, dtype_of<T>, static_cast<void *>(data), block);
+  }
+
+  /// Registers a value that is the same on every rank (stored once). `shape` empty means a
+  /// scalar. Local. On save, ckpt checks that all ranks hold the same bytes.
+  void replicated(const std::string &name, Dtype dtype, void *data, const Shape &shape = {});
+  template <class T> void replicated(const std::string &name, T *data, const Shape &shape = {}) {
+    replicated(name, dtype_of<T>, static_cast<void *>(data), shape);
+  }
+
+  /// Registers a value of fixed shape that differs per rank (RNG state, counters). Local.
+  /// Restoring it on a different number of ranks is an error (Errc::rank_count).
+  void per_rank(const std::string &name, Dtype dtype, void *data, const Shape &shape = {});
+  template <class T> void per_rank(const std::string &name, T *data, const Shape &shape = {}) {
+    per_rank(name, dtype_of<T>, static_cast<void *>(data), shape);
+  }
+  /// Registers a per-rank vector whose length may change (particle lists); restore resizes it.
+  template <class T> void per_rank(const std::string &name, std::vector<T> &v) {
+    per_rank_resizable(
+        name, dtype_of<T>, [&v] { return std::make_pair(static_cast<void *>(v.data()), Shape{v.size()}); },
+        [&v](const Shape &s) {
+          v.resize(static_cast<std::size_t>(volume(s)));
+          return static_cast<void *>(v.data());
+        });
+  }
+  /// The general form: `get` returns the current data and shape, `resize` is called on
+  /// restore with the saved shape and returns where to read it.
+  void per_rank_resizable(const std::string &name, Dtype dtype,
+                          std::function<std::pair<void *, Shape>()> get,
+                          std::function<void *(const Shape &)> resize);
+
+  /// A key/value pair stored as a root attribute of every later checkpoint. Local.
+  void metadata(const std::string &key, const std::string &value);
+
+  /// Loads the newest valid checkpoint in the directory into the registered fields.
+  /// Corrupt or incomplete checkpoints are skipped with a logged reason and the next older
+  /// one is tried. Collective over comm.
+  /// \returns the restored step, or nothing when the directory holds no checkpoint.
+  /// \throws Error(mismatch, missing_field, rank_count) when the checkpoint does not fit the
+  ///   registered fields; Error(unsupported_version); Error(no_valid_checkpoint) when
+  ///   checkpoints exist but none is valid (registered buffers may then be overwritten).
+  std::optional<std::int64_t> restore();
+
+  /// Loads one given checkpoint file; no fallback. Collective over comm.
+  /// \throws Error(corrupt) and the errors of restore().
+  std::int64_t restore_from(const std::string &file);
+
+  /// Writes a checkpoint of the registered fields at `step` (the number of completed
+  /// steps); `time` is the simulation time stored with it. Returns when the checkpoint is
+  /// committed and durable. Collective over comm.
+  /// \throws Error; the previous committed checkpoint is never damaged.
+  void save(std::int64_t step, double time = 0);
+
+  /// Whether to checkpoint after `step` completed steps: by step count, by elapsed time,
+  /// because a stop signal arrived or the time limit is near. All ranks get the same answer.
+  /// Collective over comm.
+  bool should_checkpoint(std::int64_t step);
+
+  /// Loop helper: restores (once), then yields the steps from the restored step (or 0) to
+  /// `total - 1`. After each step it checkpoints per policy; after a stop request it saves
+  /// and ends the loop early. Collective over comm.
+  StepRange steps(std::int64_t total);
+
+  /// Sets the simulation time saved with checkpoints taken by the loop helper.
+  void set_time(double t) noexcept;
+
+  /// Asks the loop helper to checkpoint and stop at the next step boundary. Local and
+  /// async-signal-safe to call from anywhere in this process.
+  void request_stop() noexcept;
+
+  /// Why the loop helper ended (StopReason::none while it runs).
+  StopReason stopped() const noexcept;
+  /// 0 when the loop finished, ckpt::exit_more_work when it stopped early after a checkpoint.
+  int exit_code() const noexcept;
+
+  /// The step restore() returned, if any.
+  std::optional<std::int64_t> restored_step() const noexcept;
+  /// Costs measured so far.
+  const SaveStats &stats() const noexcept;
+  /// The effective options (after the environment was applied).
+  const Options &options() const noexcept;
+  /// This process's rank and the number of ranks in the communicator.
+  int rank() const noexcept;
+  int size() const noexcept;
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Range returned by Checkpointer::steps(). Iterating it drives checkpoints.
+class StepRange {
+public:
+  class iterator {
+  public:
+    using value_type = std::int64_t;
+    using difference_type = std::ptrdiff_t;
+    std::int64_t operator*() const noexcept { return step_; }
+    iterator &operator++();
+    bool operator!=(const iterator &o) const noexcept { return !(*this == o); }
+    bool operator==(const iterator &o) const noexcept;
+
+  private:
+    friend class StepRange;
+    iterator(StepRange *r, std::int64_t s, bool end) : range_(r), step_(s), end_(end) {}
+    StepRange *range_;
+    std::int64_t step_;
+    bool end_;
+  };
+  /// Restores (collective) and returns the first step.
+  iterator begin();
+  iterator end() { return iterator(this, total_, true); }
+
+private:
+  friend class Checkpointer;
+  StepRange(Checkpointer &cp, std::int64_t total) : cp_(&cp), total_(total) {}
+  Checkpointer *cp_;
+  std::int64_t total_;
+  bool done_ = false;
+};
+
+} // namespace ckpt

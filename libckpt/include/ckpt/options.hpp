@@ -1,0 +1,72 @@
+#pragma once
+/// \file
+/// Settings of a Checkpointer, from code and from the environment.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+/// Exit status of an application that stopped early after a durable checkpoint and has
+/// more work left (EX_TEMPFAIL from sysexits.h). The SLURM helper requeues on it.
+inline constexpr int exit_more_work = 75;
+
+/// How `save` writes. `sync` returns when the checkpoint is durable; `async` returns after
+/// copying the state to staging memory and completes the write in the background.
+enum class Mode : int { sync = 0, async = 1 };
+
+/// Settings of a Checkpointer.
+///
+/// Every field can also be set from the environment, which wins over the value set in
+/// code, so a job script can tune a solver without recompiling:
+///
+/// | variable          | field           | example             |
+/// |-------------------|-----------------|---------------------|
+/// | CKPT_DIR          | dir             | /scratch/run1/ckpt  |
+/// | CKPT_EVERY        | every           | 100 (steps), or auto|
+/// | CKPT_SECONDS      | seconds         | 600                 |
+/// | CKPT_KEEP         | keep            | 3 (0 keeps all)     |
+/// | CKPT_QUIET        | quiet           | 1                   |
+/// | CKPT_FINAL        | final           | 0                   |
+/// | CKPT_MODE         | mode            | sync or async       |
+/// | CKPT_SIGNALS      | signals         | USR1,TERM or none   |
+/// | CKPT_MARGIN       | margin_seconds  | 120                 |
+/// | CKPT_MAX_RESTARTS | max_restarts    | 50 (0: no cap)      |
+/// | CKPT_MTBF         | mtbf_seconds    | 86400 (for every=auto) |
+struct Options {
+  /// Directory that holds the checkpoints (created if missing).
+  std::string dir = "checkpoints";
+  /// Checkpoint every N steps (0: not by step count).
+  std::int64_t every = 0;
+  /// Choose the interval from the measured checkpoint cost and `mtbf_seconds` (Young/Daly).
+  bool every_auto = false;
+  /// Checkpoint when this many seconds passed since the last one (0: not by time).
+  double seconds = 0;
+  /// Keep the newest K committed checkpoints, delete older ones (0: keep all).
+  int keep = 3;
+  /// Do not log one line per checkpoint on rank 0.
+  bool quiet = false;
+  /// Save a checkpoint when the loop helper `steps()` reaches its last step.
+  bool final = true;
+  /// Synchronous or asynchronous save.
+  Mode mode = Mode::sync;
+  /// Signals that request "checkpoint and stop" at the next step boundary.
+  std::vector<int> signals = default_signals();
+  /// Stop when the job's remaining time falls below this many seconds (0: derive the margin
+  /// from the measured checkpoint cost). Only used when a job end time is known.
+  double margin_seconds = 0;
+  /// Refuse to run when SLURM_RESTART_COUNT exceeds this (0: no cap).
+  int max_restarts = 0;
+  /// Mean time between failures used by `every_auto`.
+  double mtbf_seconds = 24 * 3600.0;
+
+  /// SIGUSR1 and SIGTERM.
+  static std::vector<int> default_signals();
+
+  /// Returns a copy with the CKPT_* environment variables applied.
+  /// \throws Error(invalid_argument) naming the variable when a value does not parse.
+  Options with_env() const;
+};
+
+} // namespace ckpt
