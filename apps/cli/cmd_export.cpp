@@ -1,0 +1,297 @@
+// ckpt export: one field of a checkpoint as .npy (numpy), a small HDF5 file and an XDMF
+// description of its grid, so numpy, h5py, ParaView and VisIt read it without ckpt.
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "h5data.hpp"
+
+#include <ckpt/catalog.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace ckpt::cli {
+
+namespace {
+
+/// numpy's dtype string for the little-endian data written.
+std::string npy_descr(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return "|u1";
+  case Dtype::i8: return "|i1";
+  case Dtype::u16: return "<u2";
+  case Dtype::i16: return "<i2";
+  case Dtype::u32: return "<u4";
+  case Dtype::i32: return "<i4";
+  case Dtype::u64: return "<u8";
+  case Dtype::i64: return "<i8";
+  case Dtype::f32: return "<f4";
+  case Dtype::f64: return "<f8";
+  }
+  return "|u1";
+}
+
+/// The .npy (format 1.0) header: magic, version, length, and a dict padded so that the
+/// data starts at a multiple of 64 bytes.
+std::string npy_header(Dtype t, const Shape &shape) {
+  std::string dims;
+  if (shape.size() == 1)
+    dims = std::to_string(shape[0]) + ",";
+  else
+    for (std::size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+  std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", npy_descr(t), dims);
+  std::size_t unpadded = 10 + dict.size() + 1;
+  std::size_t padded = (unpadded + 63) / 64 * 64;
+  dict.append(padded - unpadded, ' ');
+  dict += '\n';
+  if (dict.size() > 65535) throw CliError(exit_failed, "array has too many dimensions for a .npy header");
+  std::string h = "\x93NUMPY";
+  h += '\x01';
+  h += '\x00';
+  h += static_cast<char>(dict.size() & 0xff);
+  h += static_cast<char>((dict.size() >> 8) & 0xff);
+  return h + dict;
+}
+
+/// XDMF's NumberType and Precision of a dtype.
+std::pair<const char *, int> xdmf_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return {"UChar", 1};
+  case Dtype::i8: return {"Char", 1};
+  case Dtype::u16: return {"UInt", 2};
+  case Dtype::i16: return {"Int", 2};
+  case Dtype::u32: return {"UInt", 4};
+  case Dtype::i32: return {"Int", 4};
+  case Dtype::u64: return {"UInt", 8};
+  case Dtype::i64: return {"Int", 8};
+  case Dtype::f32: return {"Float", 4};
+  case Dtype::f64: return {"Float", 8};
+  }
+  return {"UChar", 1};
+}
+
+std::string xml_escape(const std::string &s) {
+  std::string out;
+  for (char c : s) switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&apos;"; break;
+    default: out += c;
+    }
+  return out;
+}
+
+std::string dims_text(const Shape &s) {
+  std::string r;
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? " " : "") + std::to_string(s[i]);
+  return r;
+}
+
+/// The XDMF 2 document of a node-centred field on a uniform grid (CoRectMesh). A 1-D field
+/// becomes a 1 x n grid. `data_ref` is "file.h5:/dataset".
+std::string xdmf_document(const std::string &field, const Shape &shape, Dtype dtype, std::int64_t step, double time,
+                          double spacing, const std::string &data_ref) {
+  Shape grid = shape.size() == 1 ? Shape{1, shape[0]} : shape;
+  bool three = grid.size() == 3;
+  auto [ntype, prec] = xdmf_type(dtype);
+  std::string zeros = three ? "0 0 0" : "0 0";
+  std::string sp = number_text(spacing);
+  std::string spacing_text = three ? fmt::format("{0} {0} {0}", sp) : fmt::format("{0} {0}", sp);
+  std::string out;
+  out += "<?xml version=\"1.0\" ?>\n";
+  out += "<!DOCTYPE Xdmf SYSTEM \"Xdmf.dtd\" []>\n";
+  out += "<Xdmf Version=\"2.0\">\n  <Domain>\n";
+  out += fmt::format("    <Grid Name=\"{} step {}\" GridType=\"Uniform\">\n", xml_escape(field), step);
+  out += fmt::format("      <Time Value=\"{}\"/>\n", fmt::format("{:.17g}", time));
+  out += fmt::format("      <Topology TopologyType=\"{}\" Dimensions=\"{}\"/>\n", three ? "3DCoRectMesh" : "2DCoRectMesh",
+                     dims_text(grid));
+  out += fmt::format("      <Geometry GeometryType=\"{}\">\n", three ? "ORIGIN_DXDYDZ" : "ORIGIN_DXDY");
+  out += fmt::format("        <DataItem Name=\"Origin\" Dimensions=\"{}\" NumberType=\"Float\" Precision=\"8\" "
+                     "Format=\"XML\">{}</DataItem>\n",
+                     grid.size(), zeros);
+  out += fmt::format("        <DataItem Name=\"Spacing\" Dimensions=\"{}\" NumberType=\"Float\" Precision=\"8\" "
+                     "Format=\"XML\">{}</DataItem>\n",
+                     grid.size(), spacing_text);
+  out += "      </Geometry>\n";
+  out += fmt::format("      <Attribute Name=\"{}\" AttributeType=\"Scalar\" Center=\"Node\">\n", xml_escape(field));
+  out += fmt::format("        <DataItem Dimensions=\"{}\" NumberType=\"{}\" Precision=\"{}\" Format=\"HDF\">{}</DataItem>\n",
+                     dims_text(shape), ntype, prec, xml_escape(data_ref));
+  out += "      </Attribute>\n    </Grid>\n  </Domain>\n</Xdmf>\n";
+  return out;
+}
+
+void write_attribute_double(hid_t obj, const char *name, double v) {
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle a(H5Acreate2(obj, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &v) < 0)
+    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+}
+
+void write_attribute_int64(hid_t obj, const char *name, std::int64_t v) {
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle a(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.get(), H5T_NATIVE_INT64, &v) < 0)
+    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+}
+
+void write_attribute_string(hid_t obj, const char *name, const std::string &v) {
+  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(1, v.size()));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle a(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  std::string buf = v.empty() ? std::string(1, '\0') : v;
+  if (!a.valid() || H5Awrite(a.get(), type.get(), buf.data()) < 0)
+    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+}
+
+} // namespace
+
+int cmd_export(const Args &args) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("where", po::value<std::string>()->required(), "checkpoint directory or checkpoint file")
+      ("step", po::value<std::string>(), "step (default: the newest checkpoint)")
+      ("field,f", po::value<std::string>()->required(), "the field to export")
+      ("output,o", po::value<std::string>(),
+       "output path prefix (default: FIELD-STEP in the current directory); writes PREFIX.npy, PREFIX.h5 "
+       "and PREFIX.xdmf")
+      ("link", "do not write PREFIX.h5: the XDMF file refers to the dataset inside the checkpoint file "
+               "(it breaks when the checkpoint is pruned)")
+      ("spacing", po::value<double>()->default_value(1.0), "grid spacing written to the XDMF geometry");
+  po::positional_options_description pos;
+  pos.add("where", 1).add("step", 1);
+  po::variables_map vm;
+  if (!parse_args("export", "DIR [STEP] --field F [-o PREFIX] [--link] [--spacing H]",
+                  "Writes one field of a checkpoint as PREFIX.npy (numpy: np.load), PREFIX.h5 (a\n"
+                  "plain HDF5 file with dataset /F and attributes step and time) and PREFIX.xdmf,\n"
+                  "an XDMF 2 description of a uniform grid with the field as node data, which\n"
+                  "ParaView and VisIt open directly. Arrays of 1 to 3 dimensions get an XDMF file;\n"
+                  "other fields are written as .npy and .h5 only. Distributed fields are exported\n"
+                  "at their global shape; per-rank fields as the concatenation of all ranks' values.",
+                  args, opts, pos, vm))
+    return exit_ok;
+  std::optional<std::int64_t> step;
+  if (vm.count("step")) step = parse_step(vm["step"].as<std::string>());
+  fs::path file = resolve_checkpoint(vm["where"].as<std::string>(), step);
+  CheckpointInfo info = inspect_or_fail(file);
+  std::string name = vm["field"].as<std::string>();
+  const FieldInfo *field = info.field(name);
+  if (!field) {
+    std::string have;
+    for (const auto &f : info.fields) have += (have.empty() ? "" : ", ") + f.name;
+    throw CliError(exit_usage, fmt::format("no field '{}' in {} (fields: {})", name, file.string(), have));
+  }
+  double spacing = vm["spacing"].as<double>();
+  if (!(spacing > 0)) throw CliError(exit_usage, "--spacing must be a number > 0");
+  bool link = vm.count("link") > 0;
+  std::string prefix = vm.count("output") ? vm["output"].as<std::string>()
+                                          : fmt::format("{}-{:012d}", name, info.step);
+  fs::path npy_path = prefix + ".npy", h5_path = prefix + ".h5", xdmf_path = prefix + ".xdmf";
+  if (npy_path.has_parent_path()) {
+    std::error_code ec;
+    if (!fs::is_directory(npy_path.parent_path(), ec))
+      throw CliError(exit_usage, fmt::format("output directory {} does not exist", npy_path.parent_path().string()));
+  }
+
+  H5Handle src = open_file_readonly(file);
+  DatasetReader reader(src.get(), name, file);
+  if (reader.shape() != field->shape)
+    throw CliError(exit_failed, fmt::format("dataset '{}' does not have the shape its block table states", name));
+  const Dtype dtype = field->dtype;
+  const std::size_t esize = dtype_size(dtype);
+
+  std::ofstream npy(npy_path, std::ios::binary | std::ios::trunc);
+  if (!npy) throw CliError(exit_failed, fmt::format("cannot create {}", npy_path.string()));
+  npy << npy_header(dtype, field->shape);
+
+  H5Handle out, out_dset, out_space;
+  if (!link) {
+    silence_hdf5();
+    out = H5Handle(H5Fcreate(h5_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!out.valid())
+      throw CliError(exit_failed, fmt::format("cannot create {}: {}", h5_path.string(), hdf5_error_detail()));
+    std::vector<hsize_t> dims(field->shape.begin(), field->shape.end());
+    out_space = H5Handle(field->shape.empty() ? H5Screate(H5S_SCALAR)
+                                              : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                         H5Sclose);
+    out_dset = H5Handle(H5Dcreate2(out.get(), name.c_str(), file_type(dtype), out_space.get(), H5P_DEFAULT,
+                                   H5P_DEFAULT, H5P_DEFAULT),
+                        H5Dclose);
+    if (!out_dset.valid())
+      throw CliError(exit_failed, fmt::format("cannot create dataset '{}' in {}: {}", name, h5_path.string(),
+                                              hdf5_error_detail()));
+    write_attribute_int64(out.get(), "step", info.step);
+    write_attribute_double(out.get(), "time", info.time);
+    write_attribute_string(out.get(), "source", fs::absolute(file).string());
+    write_attribute_string(out.get(), "field_kind", std::string(kind_name(field->kind)));
+  }
+
+  const std::uint64_t row = std::max<std::uint64_t>(1, reader.row_elements());
+  const std::uint64_t rows_per_slab = std::max<std::uint64_t>(1, (std::uint64_t{1} << 23) / row);
+  Progress progress(want_progress(vm), "exporting", volume(field->shape) * esize);
+  std::vector<unsigned char> buf;
+  for (std::uint64_t r = 0; r < reader.rows() && reader.elements() > 0; r += rows_per_slab) {
+    std::uint64_t nrows = std::min(rows_per_slab, reader.rows() - r);
+    std::uint64_t n = field->shape.empty() ? 1 : nrows * row;
+    buf.resize(n * esize);
+    // Little-endian in memory, so the bytes go to the .npy file as they are.
+    reader.read_rows(file_type(dtype), r, nrows, buf.data());
+    npy.write(reinterpret_cast<const char *>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (!link) {
+      herr_t rc;
+      if (field->shape.empty()) {
+        rc = H5Dwrite(out_dset.get(), file_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
+      } else {
+        std::vector<hsize_t> start(field->shape.size(), 0), cnt(field->shape.begin(), field->shape.end());
+        start[0] = r;
+        cnt[0] = nrows;
+        H5Handle fspace(H5Dget_space(out_dset.get()), H5Sclose);
+        H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
+        H5Handle mspace(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
+        rc = H5Dwrite(out_dset.get(), file_type(dtype), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data());
+      }
+      if (rc < 0)
+        throw CliError(exit_failed, fmt::format("writing {} failed: {}", h5_path.string(), hdf5_error_detail()));
+    }
+    progress.advance(n * esize);
+  }
+  progress.finish();
+  npy.close();
+  if (!npy) throw CliError(exit_failed, fmt::format("writing {} failed", npy_path.string()));
+  if (!link) {
+    out_dset.close();
+    out_space.close();
+    if (out.close() < 0)
+      throw CliError(exit_failed, fmt::format("closing {} failed: {}", h5_path.string(), hdf5_error_detail()));
+    std::cout << fmt::format("wrote {}\n", h5_path.string());
+  }
+  std::cout << fmt::format("wrote {} ({} {} {})\n", npy_path.string(), kind_name(field->kind), dtype_name(dtype),
+                           shape_text(field->shape));
+
+  if (field->shape.empty() || field->shape.size() > 3) {
+    std::cout << fmt::format("no XDMF file: '{}' is {}; XDMF grids need 1 to 3 dimensions\n", name,
+                             field->shape.empty() ? "a scalar" : "more than 3-dimensional");
+    return exit_ok;
+  }
+  // XDMF resolves a relative HDF5 path against the directory of the .xdmf file.
+  std::string ref = link ? fs::absolute(file).string() + ":/" + name : h5_path.filename().string() + ":/" + name;
+  std::ofstream xdmf(xdmf_path, std::ios::trunc);
+  xdmf << xdmf_document(name, field->shape, dtype, info.step, info.time, spacing, ref);
+  xdmf.close();
+  if (!xdmf) throw CliError(exit_failed, fmt::format("writing {} failed", xdmf_path.string()));
+  std::cout << fmt::format("wrote {} (grid {}, data {})\n", xdmf_path.string(), shape_text(field->shape), ref);
+  return exit_ok;
+}
+
+} // namespace ckpt::cli
