@@ -1,10 +1,20 @@
-# Install rules: library, headers and the CMake package `ckpt` (find_package(ckpt)).
+# Install rules: the library, its headers, the CMake package `ckpt` (find_package(ckpt))
+# and a pkg-config file (pkg-config ckpt). The CLI, the Python package and the SLURM
+# helpers install themselves from their own folders. Also the optional `doc` target.
+
+get_target_property(CKPT_LIBRARY_TYPE ckpt TYPE)
+
 install(TARGETS ckpt EXPORT ckptTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/libckpt/include/ckpt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# Public headers only: ckpt.hpp and friends, and the C API ckpt.h. The private headers of
+# mpi/ and formats/ stay private.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/libckpt/include/ckpt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 install(EXPORT ckptTargets NAMESPACE ckpt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ckpt)
+
 include(CMakePackageConfigHelpers)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/ckptConfig.cmake.in
   ${PROJECT_BINARY_DIR}/ckptConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ckpt)
@@ -12,3 +22,24 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/ckptConfigVersion.cmake
   COMPATIBILITY SameMajorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/ckptConfig.cmake ${PROJECT_BINARY_DIR}/ckptConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ckpt)
+
+# pkg-config: the .pc file finds its prefix from its own location, so the installed tree
+# can be moved.
+file(RELATIVE_PATH CKPT_PC_TO_PREFIX
+  ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" CKPT_PC_TO_PREFIX "${CKPT_PC_TO_PREFIX}")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/ckpt.pc.in ${PROJECT_BINARY_DIR}/ckpt.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/ckpt.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# API reference from the public headers: `cmake --build build --target doc` when doxygen
+# is installed (Debian: doxygen). Output in build/docs/html.
+find_package(Doxygen QUIET)
+if(DOXYGEN_FOUND AND NOT TARGET doc)
+  add_custom_target(doc
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/docs
+    COMMAND ${CMAKE_COMMAND} -E env CKPT_DOC_OUTPUT=${PROJECT_BINARY_DIR}/docs
+            CKPT_DOC_VERSION=${PROJECT_VERSION} ${DOXYGEN_EXECUTABLE} docs/Doxyfile
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+    COMMENT "API reference with Doxygen into ${PROJECT_BINARY_DIR}/docs/html"
+    VERBATIM)
+endif()
