@@ -1,0 +1,194 @@
+"""Shared helpers of the SLURM tests: a real one-machine cluster (slurm/cluster.sh) in a
+temporary directory, job submission, and polling of job state. Standard library only.
+
+Every test starts its own cluster and stops it by the daemons' pid files, also when the
+test fails. CKPT_SLURM_KEEP=1 keeps the temporary directory (logs, checkpoints)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLUSTER_SH = os.path.join(ROOT, "slurm", "cluster.sh")
+CKPT_RUN = os.path.join(ROOT, "slurm", "ckpt-run")
+
+# Open MPI as root, more ranks than cores, no cross-memory attach (see DEVELOPERS.md).
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+}
+
+EXIT_MORE_WORK = 75
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def parse_job(text):
+    """key=value pairs of `scontrol -o show job` (one line)."""
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+class Cluster:
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="ckpt-slurm-%s-" % name)
+        self.env = dict(os.environ)
+        self.env.update(MPI_ENV)
+        # The test's own CKPT_* settings must not leak into jobs unless set on purpose.
+        for k in list(self.env):
+            if k.startswith("CKPT_") or k.startswith("SLURM_") or k.startswith("SBATCH_"):
+                del self.env[k]
+        self.env["SLURM_CONF"] = os.path.join(self.dir, "cluster", "slurm.conf")
+        self.work = os.path.join(self.dir, "work")
+        os.makedirs(self.work)
+        self.jobs = []
+
+    def __enter__(self):
+        log("starting SLURM cluster in", self.dir)
+        r = subprocess.run([CLUSTER_SH, "start", os.path.join(self.dir, "cluster")],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr, file=sys.stderr)
+            self._stop()
+            raise TestFailure("could not start the SLURM test cluster")
+        self.node = self.sinfo("%N")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.dump()
+        self._stop()
+        if exc_type is None and os.environ.get("CKPT_SLURM_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            log("kept", self.dir)
+        return False
+
+    def _stop(self):
+        subprocess.run([CLUSTER_SH, "stop", os.path.join(self.dir, "cluster")], timeout=120)
+
+    def dump(self):
+        """Prints what helps to understand a failure."""
+        for j in self.jobs:
+            try:
+                print(self.scontrol("show", "job", str(j)), file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - best effort while failing
+                print("scontrol show job", j, "failed:", e, file=sys.stderr)
+        for f in sorted(os.listdir(self.work)):
+            p = os.path.join(self.work, f)
+            if f.endswith(".out") and os.path.isfile(p):
+                print("==== %s" % p, file=sys.stderr)
+                print(open(p, errors="replace").read()[-6000:], file=sys.stderr)
+        lp = os.path.join(self.dir, "cluster", "log", "slurmctld.log")
+        if os.path.exists(lp):
+            print("==== slurmctld.log (tail)", file=sys.stderr)
+            print("".join(open(lp, errors="replace").readlines()[-40:]), file=sys.stderr)
+
+    # -- commands -------------------------------------------------------------------
+    def run(self, *cmd, check_rc=True, timeout=60, env=None):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        r = subprocess.run(list(cmd), capture_output=True, text=True, env=e, cwd=self.work,
+                           timeout=timeout)
+        if check_rc and r.returncode != 0:
+            raise TestFailure("%s failed (%d): %s %s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def scontrol(self, *args, check_rc=True):
+        return self.run("scontrol", *args, check_rc=check_rc).stdout
+
+    def sinfo(self, fmt):
+        return self.run("sinfo", "-h", "-o", fmt).stdout.strip()
+
+    def sbatch(self, script, *opts, env=None):
+        r = self.run("sbatch", "--parsable", *opts, script, env=env)
+        jobid = int(r.stdout.strip().split(";")[0])
+        self.jobs.append(jobid)
+        log("submitted job", jobid, " ".join(opts), os.path.basename(script))
+        return jobid
+
+    def job(self, jobid):
+        return parse_job(self.scontrol("-o", "show", "job", str(jobid)))
+
+    def wait_for(self, what, cond, timeout, poll=0.5):
+        """Polls cond() until it returns a true value; fails after timeout seconds."""
+        end = time.time() + timeout
+        while True:
+            v = cond()
+            if v:
+                return v
+            if time.time() > end:
+                raise TestFailure("timed out after %d s waiting for %s" % (timeout, what))
+            time.sleep(poll)
+
+    def wait_state(self, jobid, states, timeout):
+        states = set(states)
+        got = {}
+
+        def cond():
+            got.update(self.job(jobid))
+            return got.get("JobState") in states
+
+        self.wait_for("job %d to reach %s (last: %s)" % (jobid, "/".join(sorted(states)),
+                                                         got.get("JobState")), cond, timeout)
+        return dict(got)
+
+    def wait_done(self, jobid, timeout):
+        return self.wait_state(jobid, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
+                                       "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+                                       "PREEMPTED"}, timeout)
+
+    def read(self, name):
+        p = os.path.join(self.work, name)
+        return open(p, errors="replace").read() if os.path.exists(p) else ""
+
+
+def heat_reference(heat, n, steps, ranks, workdir, env_extra=None):
+    """Runs heat uninterrupted (no SLURM, no checkpoints) and returns its result line."""
+    env = dict(os.environ)
+    env.update(MPI_ENV)
+    for k in list(env):
+        if k.startswith("CKPT_") or k.startswith("SLURM_"):
+            del env[k]
+    env["CKPT_QUIET"] = "1"
+    if env_extra:
+        env.update(env_extra)
+    d = os.path.join(workdir, "reference-ckpt")
+    cmd = ["mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps), "--every", "0",
+           "--dir", d]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if r.returncode != 0:
+        raise TestFailure("reference run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
+    return result_lines(r.stdout)
+
+
+def result_lines(text):
+    return re.findall(r"^result: ([0-9a-f]+)$", text, re.M)
+
+
+def run_main(fn):
+    """Runs a test function and turns its outcome into the process exit status."""
+    try:
+        fn()
+    except TestFailure as e:
+        log("FAIL:", e)
+        sys.exit(1)
+    log("PASS")
