@@ -7,10 +7,13 @@
  *   capsid [-n N] [-s steps] [-e every] [-d dir] [-r seed]
  *
  * Prints the energy, the numbers of 5-, 6- and otherwise coordinated points, and
- * `result: <digest>` of the final positions, which is bitwise the same on any rank count. */
+ * `result: <digest>` of the final positions, which is bitwise the same on any rank count.
+ * Restartable with ckpt: it resumes by itself from its checkpoint directory, and after a
+ * stop signal (SIGUSR1, SIGTERM) it checkpoints and exits with 75 (CKPT_EXIT_MORE_WORK). */
 #define _POSIX_C_SOURCE 200809L
 #include "thomson.h"
 
+#include <ckpt/ckpt.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,12 @@ static void usage(void) {
                   "  -e  checkpoint every this many steps (default 100; CKPT_EVERY wins)\n"
                   "  -d  checkpoint directory (default capsid-ckpt; CKPT_DIR wins)\n"
                   "  -r  seed of the random start (default 1)\n");
+}
+
+static void check(ckpt_status s) { /* ckpt errors are agreed on: every rank exits alike */
+  if (s == CKPT_OK) return;
+  fprintf(stderr, "capsid: %s\n", ckpt_last_error());
+  MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 int main(int argc, char **argv) {
@@ -52,8 +61,6 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return 2;
   }
-  (void)dir;
-  (void)every;
 
   thomson t;
   if (thomson_init(&t, MPI_COMM_WORLD, n) != 0) {
@@ -62,17 +69,28 @@ int main(int argc, char **argv) {
   }
   double *x = malloc(sizeof(double) * (3 * (size_t)t.cnt + 1)); /* this rank's points */
   double h = 0.01;                                              /* step size, adapted */
-  long long step = 0;
+  int64_t step = 0;
+  int restored = 0, stop = 0;
   thomson_random_start(&t, seed, x);
+  ckpt_handle *ck;
+  check(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.every = every}, &ck));
+  check(ckpt_protect_distributed(ck, "x", CKPT_F64, x, 2, (uint64_t[]){(uint64_t)n, 3},
+                                 (uint64_t[]){(uint64_t)t.lo, 0}, (uint64_t[]){(uint64_t)t.cnt, 3}));
+  check(ckpt_protect_replicated(ck, "h", CKPT_F64, &h, 0, NULL));
+  check(ckpt_restore(ck, &restored, &step));
+  if (rank == 0 && restored) printf("capsid: resumed at step %lld\n", (long long)step);
 
   thomson_eval(&t, x, t.force, &t.energy);
-  while (step < nsteps) {
+  while (step < nsteps && !stop) {
     thomson_step(&t, x, &h);
     ++step;
+    check(ckpt_step(ck, step, (double)step, &stop));
   }
+  check(ckpt_close(&ck));
 
   thomson_gather(&t, x);
-  if (rank == 0) {
+  if (rank == 0 && stop) printf("capsid: stopped at step %lld after a checkpoint\n", (long long)step);
+  if (rank == 0 && !stop) {
     int *coord = malloc(sizeof(int) * (size_t)n);
     int degenerate = thomson_coordination(t.all, n, coord);
     long long c5 = 0, c6 = 0, other = 0;
@@ -91,5 +109,5 @@ int main(int argc, char **argv) {
   free(x);
   thomson_free(&t);
   MPI_Finalize();
-  return 0;
+  return stop ? CKPT_EXIT_MORE_WORK : 0;
 }

@@ -1,0 +1,371 @@
+// The C API (ckpt/ckpt.h): a thin layer over ckpt::Checkpointer. Every entry point catches
+// everything, so no C++ exception ever reaches a C caller; the message of the failure is
+// kept per thread for ckpt_last_error().
+
+#include <ckpt/ckpt.h>
+
+#include <ckpt/checkpointer.hpp>
+#include <ckpt/error.hpp>
+#include <ckpt/options.hpp>
+#include <ckpt/types.hpp>
+
+#include "signals.hpp"
+
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+
+// The C enums are the C++ enums by value: a status is the ckpt::Errc of the failure.
+#define CKPT_SAME(c, cpp) static_assert(static_cast<int>(c) == static_cast<int>(cpp), #c)
+CKPT_SAME(CKPT_OK, ckpt::Errc::ok);
+CKPT_SAME(CKPT_INVALID_ARGUMENT, ckpt::Errc::invalid_argument);
+CKPT_SAME(CKPT_IO, ckpt::Errc::io);
+CKPT_SAME(CKPT_NO_SPACE, ckpt::Errc::no_space);
+CKPT_SAME(CKPT_HDF5, ckpt::Errc::hdf5);
+CKPT_SAME(CKPT_MPI, ckpt::Errc::mpi);
+CKPT_SAME(CKPT_CORRUPT, ckpt::Errc::corrupt);
+CKPT_SAME(CKPT_UNSUPPORTED_VERSION, ckpt::Errc::unsupported_version);
+CKPT_SAME(CKPT_MISMATCH, ckpt::Errc::mismatch);
+CKPT_SAME(CKPT_RANK_COUNT, ckpt::Errc::rank_count);
+CKPT_SAME(CKPT_MISSING_FIELD, ckpt::Errc::missing_field);
+CKPT_SAME(CKPT_NO_VALID_CHECKPOINT, ckpt::Errc::no_valid_checkpoint);
+CKPT_SAME(CKPT_LOCKED, ckpt::Errc::locked);
+CKPT_SAME(CKPT_REMOTE, ckpt::Errc::remote);
+CKPT_SAME(CKPT_INTERNAL, ckpt::Errc::internal);
+CKPT_SAME(CKPT_RESTART_LIMIT, ckpt::Errc::restart_limit);
+CKPT_SAME(CKPT_U8, ckpt::Dtype::u8);
+CKPT_SAME(CKPT_I8, ckpt::Dtype::i8);
+CKPT_SAME(CKPT_U16, ckpt::Dtype::u16);
+CKPT_SAME(CKPT_I16, ckpt::Dtype::i16);
+CKPT_SAME(CKPT_U32, ckpt::Dtype::u32);
+CKPT_SAME(CKPT_I32, ckpt::Dtype::i32);
+CKPT_SAME(CKPT_U64, ckpt::Dtype::u64);
+CKPT_SAME(CKPT_I64, ckpt::Dtype::i64);
+CKPT_SAME(CKPT_F32, ckpt::Dtype::f32);
+CKPT_SAME(CKPT_F64, ckpt::Dtype::f64);
+CKPT_SAME(CKPT_MODE_SYNC, ckpt::Mode::sync);
+CKPT_SAME(CKPT_MODE_ASYNC, ckpt::Mode::async);
+CKPT_SAME(CKPT_EXIT_MORE_WORK, ckpt::exit_more_work);
+#undef CKPT_SAME
+
+struct ckpt_handle {
+  ckpt_handle(MPI_Comm comm, ckpt::Options o) : cp(comm, std::move(o)) {}
+  ckpt::Checkpointer cp;
+  bool restore_called = false; // fields can no longer be protected
+  bool stopped = false;        // ckpt_step reported a stop
+};
+
+namespace {
+
+constexpr int max_dims = 32;
+
+thread_local std::string last_error;
+
+void set_error(const char *msg) noexcept {
+  try {
+    last_error = msg;
+  } catch (...) {
+    last_error.clear(); // no memory for the message: an empty one beats none
+  }
+}
+
+// Status and message of the exception being handled. Call only inside a catch block.
+ckpt_status translate() noexcept {
+  try {
+    throw;
+  } catch (const ckpt::Error &e) {
+    set_error(e.what());
+    return static_cast<ckpt_status>(e.code());
+  } catch (const std::bad_alloc &) {
+    set_error("ckpt: out of memory");
+  } catch (const std::exception &e) {
+    set_error(e.what());
+  } catch (...) {
+    set_error("ckpt: unknown exception");
+  }
+  return CKPT_INTERNAL;
+}
+
+// A failure found by this layer, before the core is called. The message has the core's
+// shape: "ckpt[rank N] <call>: <what> (<what to do>)".
+ckpt_status fail(const ckpt_handle *h, const char *call, const std::string &what) noexcept {
+  try {
+    std::string prefix = h ? "ckpt[rank " + std::to_string(h->cp.rank()) + "] " : "ckpt: ";
+    set_error((prefix + call + ": " + what).c_str());
+  } catch (...) {
+    set_error("ckpt: invalid argument");
+  }
+  return CKPT_INVALID_ARGUMENT;
+}
+
+bool valid_dtype(ckpt_dtype t) {
+  return static_cast<int>(t) >= CKPT_U8 && static_cast<int>(t) <= CKPT_F64;
+}
+
+// Checks a shape argument of `ndims` extents and copies it; writes the failure reason.
+bool to_shape(int ndims, const uint64_t *dims, const char *what, ckpt::Shape &out,
+              std::string &why) {
+  if (ndims < 0 || ndims > max_dims) {
+    why = "ndims " + std::to_string(ndims) + " is outside 0.." + std::to_string(max_dims);
+    return false;
+  }
+  if (ndims > 0 && dims == nullptr) {
+    why = std::string(what) + " is NULL with ndims " + std::to_string(ndims);
+    return false;
+  }
+  out.assign(dims, dims + ndims);
+  return true;
+}
+
+// Common checks of the protect calls.
+ckpt_status check_protect(const ckpt_handle *h, const char *call, const char *name,
+                          ckpt_dtype dtype) {
+  if (!h) return fail(h, call, "handle is NULL (open it with ckpt_open)");
+  if (!name) return fail(h, call, "name is NULL");
+  if (h->restore_called)
+    return fail(h, call,
+                std::string("field '") + name +
+                    "' protected after ckpt_restore (protect every field before restoring)");
+  if (!valid_dtype(dtype))
+    return fail(h, call, "dtype " + std::to_string(static_cast<int>(dtype)) +
+                             " is not a ckpt_dtype");
+  return CKPT_OK;
+}
+
+ckpt_status protect_distributed(ckpt_handle *h, const char *call, const char *name,
+                                ckpt_dtype dtype, void *data, int ndims, const uint64_t *global,
+                                const uint64_t *offset, const uint64_t *count,
+                                const uint64_t *memory, const uint64_t *memory_offset,
+                                bool ghost) {
+  if (ckpt_status s = check_protect(h, call, name, dtype)) return s;
+  ckpt::Block b;
+  std::string why;
+  if (!to_shape(ndims, global, "global", b.global, why) ||
+      !to_shape(ndims, offset, "offset", b.offset, why) ||
+      !to_shape(ndims, count, "count", b.count, why) ||
+      (ghost && (!to_shape(ndims, memory, "memory", b.memory, why) ||
+                 !to_shape(ndims, memory_offset, "memory_offset", b.memory_offset, why))))
+    return fail(h, call, std::string("field '") + name + "': " + why);
+  if (!data && ckpt::volume(b.count) != 0)
+    return fail(h, call, std::string("field '") + name + "': data is NULL");
+  h->cp.distributed(name, static_cast<ckpt::Dtype>(dtype), data, b);
+  return CKPT_OK;
+}
+
+ckpt_status protect_value(ckpt_handle *h, const char *call, const char *name, ckpt_dtype dtype,
+                          void *data, int ndims, const uint64_t *shape, bool replicated) {
+  if (ckpt_status s = check_protect(h, call, name, dtype)) return s;
+  ckpt::Shape sh;
+  std::string why;
+  if (!to_shape(ndims, shape, "shape", sh, why))
+    return fail(h, call, std::string("field '") + name + "': " + why);
+  if (!data && ckpt::volume(sh) != 0)
+    return fail(h, call, std::string("field '") + name + "': data is NULL");
+  if (replicated)
+    h->cp.replicated(name, static_cast<ckpt::Dtype>(dtype), data, sh);
+  else
+    h->cp.per_rank(name, static_cast<ckpt::Dtype>(dtype), data, sh);
+  return CKPT_OK;
+}
+
+// Whether the positive answer of should_checkpoint() was a stop (signal, time limit,
+// request_stop) rather than the periodic policy: should_checkpoint() records the agreed
+// reason, the same on every rank.
+ckpt::StopReason stop_reason(const ckpt::Checkpointer &cp) { return cp.stopped(); }
+
+} // namespace
+
+extern "C" {
+
+void ckpt_options_init(ckpt_options *opts) {
+  if (opts) *opts = ckpt_options{};
+}
+
+ckpt_status ckpt_open(MPI_Comm comm, const char *dir, const ckpt_options *opts,
+                      ckpt_handle **out) {
+  try {
+    const char *call = "open";
+    if (!out) return fail(nullptr, call, "out is NULL");
+    *out = nullptr;
+    ckpt::Options o;  // the C++ defaults; zero fields of *opts keep them
+    o.final = false;  // a C loop has no known last step: ckpt_save saves at the end
+    if (opts) {
+      if (opts->dir) o.dir = opts->dir;
+      o.every = opts->every;
+      o.every_auto = opts->every_auto != 0;
+      o.seconds = opts->seconds;
+      if (opts->keep < -1)
+        return fail(nullptr, call, "keep " + std::to_string(opts->keep) +
+                                       " is negative (-1 keeps all, 0 the default)");
+      if (opts->keep != 0) o.keep = opts->keep == -1 ? 0 : opts->keep;
+      o.quiet = opts->quiet != 0;
+      if (opts->mode != CKPT_MODE_SYNC && opts->mode != CKPT_MODE_ASYNC)
+        return fail(nullptr, call, "mode " + std::to_string(static_cast<int>(opts->mode)) +
+                                       " is neither CKPT_MODE_SYNC nor CKPT_MODE_ASYNC");
+      o.mode = static_cast<ckpt::Mode>(opts->mode);
+      if (opts->nsignals > CKPT_MAX_SIGNALS || opts->nsignals < -1)
+        return fail(nullptr, call, "nsignals " + std::to_string(opts->nsignals) +
+                                       " is outside -1.." + std::to_string(CKPT_MAX_SIGNALS));
+      if (opts->nsignals == -1) o.signals.clear();
+      if (opts->nsignals > 0) o.signals.assign(opts->signals, opts->signals + opts->nsignals);
+      o.margin_seconds = opts->margin_seconds;
+      o.max_restarts = opts->max_restarts;
+      if (opts->mtbf_seconds != 0) o.mtbf_seconds = opts->mtbf_seconds;
+    }
+    if (dir) o.dir = dir;
+    if (o.dir.empty())
+      return fail(nullptr, call, "the checkpoint directory is an empty string (give a path)");
+    *out = new ckpt_handle(comm, std::move(o));
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_protect_distributed(ckpt_handle *h, const char *name, ckpt_dtype dtype,
+                                     void *data, int ndims, const uint64_t *global,
+                                     const uint64_t *offset, const uint64_t *count) {
+  try {
+    return protect_distributed(h, "protect_distributed", name, dtype, data, ndims, global,
+                               offset, count, nullptr, nullptr, false);
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_protect_distributed_ghost(ckpt_handle *h, const char *name, ckpt_dtype dtype,
+                                           void *data, int ndims, const uint64_t *global,
+                                           const uint64_t *offset, const uint64_t *count,
+                                           const uint64_t *memory,
+                                           const uint64_t *memory_offset) {
+  try {
+    return protect_distributed(h, "protect_distributed_ghost", name, dtype, data, ndims,
+                               global, offset, count, memory, memory_offset, true);
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_protect_replicated(ckpt_handle *h, const char *name, ckpt_dtype dtype,
+                                    void *data, int ndims, const uint64_t *shape) {
+  try {
+    return protect_value(h, "protect_replicated", name, dtype, data, ndims, shape, true);
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_protect_per_rank(ckpt_handle *h, const char *name, ckpt_dtype dtype,
+                                  void *data, int ndims, const uint64_t *shape) {
+  try {
+    return protect_value(h, "protect_per_rank", name, dtype, data, ndims, shape, false);
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_metadata(ckpt_handle *h, const char *key, const char *value) {
+  try {
+    if (!h) return fail(h, "metadata", "handle is NULL (open it with ckpt_open)");
+    if (!key || !value) return fail(h, "metadata", "key or value is NULL");
+    h->cp.metadata(key, value);
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_restore(ckpt_handle *h, int *restored, int64_t *step) {
+  try {
+    if (restored) *restored = 0;
+    if (step) *step = 0;
+    if (!h) return fail(h, "restore", "handle is NULL (open it with ckpt_open)");
+    if (h->restore_called)
+      return fail(h, "restore", "called twice (restore once, after protecting every field)");
+    h->restore_called = true;
+    std::optional<std::int64_t> s = h->cp.restore();
+    if (s) {
+      if (restored) *restored = 1;
+      if (step) *step = *s;
+    }
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_should_checkpoint(ckpt_handle *h, int64_t step, int *yes) {
+  try {
+    if (yes) *yes = 0;
+    if (!h) return fail(h, "should_checkpoint", "handle is NULL (open it with ckpt_open)");
+    bool y = h->cp.should_checkpoint(step);
+    if (yes) *yes = y ? 1 : 0;
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_save(ckpt_handle *h, int64_t step, double time) {
+  try {
+    if (!h) return fail(h, "save", "handle is NULL (open it with ckpt_open)");
+    h->cp.save(step, time);
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop) {
+  try {
+    if (stop) *stop = 0;
+    if (!h) return fail(h, "step", "handle is NULL (open it with ckpt_open)");
+    if (h->cp.should_checkpoint(step)) {
+      h->cp.save(step, time);
+      if (stop_reason(h->cp) != ckpt::StopReason::none) {
+        // acted on, as the C++ loop helper does: a later checkpointer starts clean
+        ckpt::detail::clear_stop_flag();
+        h->stopped = true;
+        if (stop) *stop = 1;
+      }
+    }
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_request_stop(ckpt_handle *h) {
+  if (!h) return CKPT_INVALID_ARGUMENT; // no message: this call is async-signal-safe
+  h->cp.request_stop();
+  return CKPT_OK;
+}
+
+int ckpt_exit_code(const ckpt_handle *h) { return h && h->stopped ? CKPT_EXIT_MORE_WORK : 0; }
+
+ckpt_status ckpt_close(ckpt_handle **h) {
+  if (!h || !*h) return CKPT_OK;
+  ckpt_handle *p = *h;
+  *h = nullptr;
+  try {
+    delete p; // the destructor waits for pending writes and never throws
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+const char *ckpt_last_error(void) { return last_error.c_str(); }
+
+const char *ckpt_status_name(ckpt_status status) {
+  int s = static_cast<int>(status);
+  if (s < CKPT_OK || s > CKPT_RESTART_LIMIT) return "unknown";
+  return ckpt::errc_name(static_cast<ckpt::Errc>(s));
+}
+
+const char *ckpt_version(void) { return ckpt::library_version(); }
+
+} // extern "C"

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Restart tests of the capsid solver (apps/capsid), run from ctest.
+
+Each scenario runs build/bin/capsid under mpiexec in its own scratch directory and compares
+the `result:` digest of the final positions with an uninterrupted run:
+
+  kill     SIGKILL every process of the job at random moments, resume until it finishes
+  reshard  kill on one rank count, resume on others
+  signal   SIGUSR1: the job checkpoints and exits 75, then resumes on another rank count
+  magic    N = 72 / 122 end with 12 five-fold points (and N = 72 at the known minimum)
+
+The random kill times come from --seed (printed), so a failure can be replayed.
+"""
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ARGS = None
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CKPT_")}
+    e.update({
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+        "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+        "CKPT_QUIET": "1",
+    })
+    return e
+
+
+def command(np, ckdir, n, steps, every, seed=1):
+    return [ARGS.mpiexec, "-n", str(np), ARGS.capsid, "-n", str(n), "-s", str(steps),
+            "-e", str(every), "-r", str(seed), "-d", ckdir]
+
+
+def session_pids(sid):
+    """Processes of session `sid` (the job we started: mpiexec and its ranks)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return pids
+
+
+def kill_job(p):
+    """SIGKILL every process of the job started as p (its own session and process group)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        left = session_pids(p.pid)
+        if not left:
+            return
+        for pid in left:  # a rank that left the process group is still in the session
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"processes of job {p.pid} survived SIGKILL: {session_pids(p.pid)}")
+
+
+def start(cmd):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env(), start_new_session=True)
+
+
+def run(cmd, expect=0):
+    t0 = time.time()
+    p = start(cmd)
+    out, _ = p.communicate(timeout=120)
+    dt = time.time() - t0
+    if p.returncode != expect:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}, expected {expect}:\n{out}")
+    return out, dt
+
+
+def parse(out):
+    m = re.search(r"^result: ([0-9a-f]{16})$", out, re.M)
+    d = re.search(r"^defects: fivefold=(\d+) sixfold=(\d+) other=(\d+)", out, re.M)
+    e = re.search(r"^energy: ([0-9.]+)", out, re.M)
+    if not (m and d and e):
+        raise AssertionError(f"no result in output:\n{out}")
+    return m.group(1), tuple(int(x) for x in d.groups()), float(e.group(1))
+
+
+def interrupted(ckdir, nps, n, steps, every, rng, duration, max_kills):
+    """Runs to completion, killing the job with SIGKILL at random moments; the rank count of
+    each attempt cycles through nps. Returns (output of the final run, kills, resumes)."""
+    kills = resumes = 0
+    attempt = 0
+    while True:
+        np = nps[attempt % len(nps)]
+        attempt += 1
+        cmd = command(np, ckdir, n, steps, every)
+        if kills < max_kills:
+            delay = rng.uniform(0.15, 0.9) * duration
+            p = start(cmd)
+            try:
+                out, _ = p.communicate(timeout=delay)
+            except subprocess.TimeoutExpired:
+                kill_job(p)
+                out = p.stdout.read() if p.stdout else ""
+                kills += 1
+                resumes += "resumed at step" in out
+                print(f"  np={np}: SIGKILL after {delay:.2f}s" +
+                      (" (had resumed)" if "resumed at step" in out else ""))
+                continue
+            if p.returncode != 0:
+                raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{out}")
+        else:
+            out, _ = run(cmd)
+        resumes += "resumed at step" in out
+        print(f"  np={np}: finished" + (" after resuming" if "resumed at step" in out else ""))
+        return out, kills, resumes
+
+
+def reference(scratch, np, n, steps, every):
+    out, dt = run(command(np, os.path.join(scratch, f"ref-np{np}"), n, steps, every))
+    digest, defects, energy = parse(out)
+    print(f"reference np={np}: result {digest}, defects {defects}, energy {energy}, {dt:.2f}s")
+    return digest, dt
+
+
+def scenario_kill(scratch, rng):
+    np = ARGS.np[0]
+    ref, dt = reference(scratch, np, ARGS.n, ARGS.steps, ARGS.every)
+    for trial in range(ARGS.trials):
+        ckdir = os.path.join(scratch, f"kill-{trial}")
+        out, kills, resumes = interrupted(ckdir, [np], ARGS.n, ARGS.steps, ARGS.every, rng, dt,
+                                          ARGS.kills)
+        got = parse(out)[0]
+        print(f"trial {trial}: {kills} kills, {resumes} resumed runs, result {got}")
+        assert got == ref, f"interrupted run gave {got}, uninterrupted {ref}"
+        assert resumes > 0 or kills == 0, "no run resumed from a checkpoint"
+    return ref
+
+
+def scenario_reshard(scratch, rng):
+    ref, dt = reference(scratch, 1, ARGS.n, ARGS.steps, ARGS.every)
+    ckdir = os.path.join(scratch, "reshard")
+    out, kills, resumes = interrupted(ckdir, ARGS.np, ARGS.n, ARGS.steps, ARGS.every, rng, dt,
+                                      ARGS.kills)
+    got = parse(out)[0]
+    print(f"{kills} kills across np {ARGS.np}, {resumes} resumed runs, result {got}")
+    assert resumes > 0, "no run resumed from a checkpoint"
+    assert got == ref, f"resharded run gave {got}, uninterrupted np=1 {ref}"
+
+
+def scenario_signal(scratch, rng):
+    ref, dt = reference(scratch, ARGS.np[-1], ARGS.n, ARGS.steps, ARGS.every)
+    ckdir = os.path.join(scratch, "signal")
+    cmd = command(ARGS.np[0], ckdir, ARGS.n, ARGS.steps, ARGS.every)
+    p = start(cmd)
+    # wait for the first checkpoint, then ask the job to stop
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(f.startswith("ckpt-") for f in
+                                              (os.listdir(ckdir) if os.path.isdir(ckdir) else [])):
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.3) * dt)
+    os.killpg(p.pid, signal.SIGUSR1)
+    out, _ = p.communicate(timeout=120)
+    print(f"np={ARGS.np[0]}: SIGUSR1 -> exit {p.returncode}")
+    assert p.returncode == 75, f"stopped job exited {p.returncode}, expected 75:\n{out}"
+    m = re.search(r"stopped at step (\d+)", out)
+    assert m, f"no stop message:\n{out}"
+    assert int(m.group(1)) < ARGS.steps
+    out, _ = run(command(ARGS.np[-1], ckdir, ARGS.n, ARGS.steps, ARGS.every))
+    assert f"resumed at step {m.group(1)}" in out, out
+    got = parse(out)[0]
+    print(f"resumed on np={ARGS.np[-1]} at step {m.group(1)}: result {got}")
+    assert got == ref, f"signal-stopped run gave {got}, uninterrupted {ref}"
+
+
+def scenario_magic(scratch, rng):
+    for n in ARGS.magic:
+        out, dt = run(command(ARGS.np[0], os.path.join(scratch, f"magic-{n}"), n, ARGS.steps,
+                              ARGS.every))
+        digest, (five, six, other), energy = parse(out)
+        print(f"N={n}: fivefold={five} sixfold={six} other={other} energy={energy} ({dt:.2f}s)")
+        assert five == 12 and six == n - 12 and other == 0, out
+        if n == 72:  # the known global minimum (Cambridge Cluster Database, Thomson problem)
+            assert abs(energy - 2255.001190975) < 1e-6, energy
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=["kill", "reshard", "signal", "magic"])
+    ap.add_argument("--capsid", required=True)
+    ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--np", type=int, nargs="+", default=[2])
+    ap.add_argument("--n", type=int, default=122)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--every", type=int, default=25)
+    ap.add_argument("--trials", type=int, default=2)
+    ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--magic", type=int, nargs="+", default=[72, 122])
+    ap.add_argument("--seed", type=int, default=None)
+    ARGS = ap.parse_args()
+    seed = ARGS.seed if ARGS.seed is not None else int.from_bytes(os.urandom(4), "little")
+    print(f"{ARGS.scenario}: seed {seed} (replay with --seed {seed})")
+    rng = random.Random(seed)
+    scratch = tempfile.mkdtemp(prefix=f"capsid-{ARGS.scenario}-")
+    ok = False
+    try:
+        {"kill": scenario_kill, "reshard": scenario_reshard, "signal": scenario_signal,
+         "magic": scenario_magic}[ARGS.scenario](scratch, rng)
+        ok = True
+    finally:
+        if ok:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print(f"scratch kept in {scratch}")
+    print("PASSED")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
