@@ -129,50 +129,122 @@ int thomson_step(thomson *t, double *x, double *h) {
   return 0;
 }
 
-int thomson_coordination(const double *all, int64_t n, int *coord) {
-  unsigned char *adj = calloc((size_t)n * (size_t)n, 1);
-  if (!adj) return -1;
-  int64_t faces = 0;
-  /* A triangle (i,j,k) is a face of the convex hull when no point lies strictly on both
-   * sides of its plane. For points on a sphere the hull is the spherical Delaunay
-   * triangulation, whose vertex degrees are the coordination numbers (the number of sides
-   * of each Voronoi cell). The scan stops at the first point seen on each side, which for
-   * a non-face comes early, so this costs about n^3/6 cheap tests. */
+/* Orientation of p against the plane through a, b, c: positive when p lies on the side the
+ * normal (b - a) x (c - a) points to. */
+static double orient(const double *a, const double *b, const double *c, const double *p) {
+  double u[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+  double v[3] = {c[0] - a[0], c[1] - a[1], c[2] - a[2]};
+  double nx = u[1] * v[2] - u[2] * v[1], ny = u[2] * v[0] - u[0] * v[2],
+         nz = u[0] * v[1] - u[1] * v[0];
+  return nx * (p[0] - a[0]) + ny * (p[1] - a[1]) + nz * (p[2] - a[2]);
+}
+
+/* Degrees from the faces of the hull; 0 when they form a triangulation of the sphere. */
+static int degrees(unsigned char *adj, int64_t n, int64_t faces, int *coord) {
+  int64_t edges2 = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double *pi = all + 3 * i;
-    for (int64_t j = i + 1; j < n; ++j) {
-      const double *pj = all + 3 * j;
-      double u[3] = {pj[0] - pi[0], pj[1] - pi[1], pj[2] - pi[2]};
+    int c = 0;
+    for (int64_t j = 0; j < n; ++j) c += adj[i * n + j] ? 1 : 0;
+    coord[i] = c;
+    edges2 += c;
+  }
+  return (edges2 == 2 * (3 * n - 6) && faces == 2 * n - 4) ? 0 : 1;
+}
+
+static void add_face(unsigned char *adj, int64_t n, int64_t i, int64_t j, int64_t k) {
+  adj[i * n + j] = adj[j * n + i] = 1;
+  adj[i * n + k] = adj[k * n + i] = 1;
+  adj[j * n + k] = adj[k * n + j] = 1;
+}
+
+/* Brute force: a triangle is a face when no point lies strictly on both sides of its plane.
+ * About n^3/6 triangles, most rejected after a few points. */
+static int64_t hull_brute(const double *all, int64_t n, unsigned char *adj) {
+  int64_t faces = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i + 1; j < n; ++j)
       for (int64_t k = j + 1; k < n; ++k) {
-        const double *pk = all + 3 * k;
-        double v[3] = {pk[0] - pi[0], pk[1] - pi[1], pk[2] - pi[2]};
-        double nx = u[1] * v[2] - u[2] * v[1], ny = u[2] * v[0] - u[0] * v[2],
-               nz = u[0] * v[1] - u[1] * v[0];
         int pos = 0, neg = 0;
         for (int64_t p = 0; p < n && !(pos && neg); ++p) {
           if (p == i || p == j || p == k) continue;
-          const double *pp = all + 3 * p;
-          double s = nx * (pp[0] - pi[0]) + ny * (pp[1] - pi[1]) + nz * (pp[2] - pi[2]);
+          double s = orient(all + 3 * i, all + 3 * j, all + 3 * k, all + 3 * p);
           if (s > 0) pos = 1;
           else if (s < 0) neg = 1;
         }
         if (pos && neg) continue;
         ++faces;
-        adj[i * n + j] = adj[j * n + i] = 1;
-        adj[i * n + k] = adj[k * n + i] = 1;
-        adj[j * n + k] = adj[k * n + j] = 1;
+        add_face(adj, n, i, j, k);
       }
-    }
+  return faces;
+}
+
+/* Gift wrapping: from one face, each edge (a, b) of a known face leads to the face on its
+ * other side, the point q around the line ab that leaves every point behind the plane
+ * (b, a, q). About 2n faces x n points. Faces are kept counter-clockwise seen from outside;
+ * `used` marks the directed edges of the faces found. Returns -1 when out of memory. */
+static int64_t hull_wrap(const double *all, int64_t n, unsigned char *adj) {
+  unsigned char *used = calloc((size_t)n * (size_t)n, 1);
+  int64_t *stack = malloc(sizeof(int64_t) * 2 * (size_t)(6 * n + 6));
+  if (!used || !stack) {
+    free(used);
+    free(stack);
+    return -1;
   }
-  int64_t edges2 = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int c = 0;
-    for (int64_t j = 0; j < n; ++j) c += adj[i * n + j];
-    coord[i] = c;
-    edges2 += c;
+  /* first face: around point 0, the triangle (0, j, k) with nothing in front of it */
+  int64_t a = 0, b = -1, c = -1;
+  for (int64_t j = 1; j < n && b < 0; ++j)
+    for (int64_t k = 1; k < n && b < 0; ++k) {
+      if (k == j) continue;
+      int64_t p = 0;
+      for (; p < n; ++p)
+        if (p != a && p != j && p != k && orient(all, all + 3 * j, all + 3 * k, all + 3 * p) > 0)
+          break;
+      if (p == n) b = j, c = k;
+    }
+  int64_t faces = 0, top = 0;
+  if (b >= 0) {
+    add_face(adj, n, a, b, c);
+    ++faces;
+    used[a * n + b] = used[b * n + c] = used[c * n + a] = 1;
+    int64_t e[3][2] = {{a, b}, {b, c}, {c, a}};
+    for (int m = 0; m < 3; ++m) stack[top++] = e[m][0], stack[top++] = e[m][1];
+  }
+  while (top > 0) {
+    int64_t v = stack[--top], u = stack[--top]; /* edge u -> v of a known face */
+    if (used[v * n + u]) continue;              /* the face across it is known already */
+    int64_t q = -1;
+    for (int64_t p = 0; p < n; ++p) {
+      if (p == u || p == v) continue;
+      if (q < 0 || orient(all + 3 * v, all + 3 * u, all + 3 * q, all + 3 * p) > 0) q = p;
+    }
+    if (q < 0 || used[u * n + q] || used[q * n + v] || faces > 2 * n) break; /* degenerate */
+    add_face(adj, n, v, u, q);
+    ++faces;
+    used[v * n + u] = used[u * n + q] = used[q * n + v] = 1;
+    if (top + 4 > 2 * (6 * n + 6)) break;
+    stack[top++] = u, stack[top++] = q;
+    stack[top++] = q, stack[top++] = v;
+  }
+  free(used);
+  free(stack);
+  return faces;
+}
+
+int thomson_coordination(const double *all, int64_t n, int *coord) {
+  /* For points on a sphere the convex hull is the spherical Delaunay triangulation, whose
+   * vertex degrees are the coordination numbers (the number of sides of each Voronoi cell).
+   * Gift wrapping finds it in O(n^2); should the wrap not close into a triangulation
+   * (co-planar points), the O(n^3) brute force decides. */
+  unsigned char *adj = calloc((size_t)n * (size_t)n, 1);
+  if (!adj) return -1;
+  int64_t faces = hull_wrap(all, n, adj);
+  int r = faces < 0 ? -1 : degrees(adj, n, faces, coord);
+  if (r != 0) {
+    memset(adj, 0, (size_t)n * (size_t)n);
+    r = degrees(adj, n, hull_brute(all, n, adj), coord);
   }
   free(adj);
-  return (edges2 == 2 * (3 * n - 6) && faces == 2 * n - 4) ? 0 : 1;
+  return r;
 }
 
 uint64_t thomson_digest(const double *all, int64_t n) {

@@ -193,8 +193,9 @@ def scenario_signal(scratch, rng):
 
 def scenario_magic(scratch, rng):
     for n in ARGS.magic:
-        out, dt = run(command(ARGS.np[0], os.path.join(scratch, f"magic-{n}"), n, ARGS.steps,
-                              ARGS.every))
+        # enough steps to converge (the step size collapses at a minimum); few checkpoints
+        steps = max(ARGS.steps, 25 * n)
+        out, dt = run(command(ARGS.np[0], os.path.join(scratch, f"magic-{n}"), n, steps, 1000))
         digest, (five, six, other), energy = parse(out)
         print(f"N={n}: fivefold={five} sixfold={six} other={other} energy={energy} ({dt:.2f}s)")
         assert five == 12 and six == n - 12 and other == 0, out
@@ -209,9 +210,9 @@ def main():
     ap.add_argument("--capsid", required=True)
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--np", type=int, nargs="+", default=[2])
-    ap.add_argument("--n", type=int, default=122)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--every", type=int, default=25)
+    ap.add_argument("--n", type=int, default=72)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--magic", type=int, nargs="+", default=[72, 122])
