@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
   check(ckpt_close(&ck), rank);
 
   thomson_gather(&t, x);
-  if (rank == 0 && stop) printf("capsid: stopped at step %lld after a checkpoint\n", (long long)step);
+  if (rank == 0 && stop) printf("capsid: stopped at step %lld, checkpointed\n", (long long)step);
   if (rank == 0 && !stop) {
     int *coord = malloc(sizeof(int) * (size_t)n);
     int degenerate = thomson_coordination(t.all, n, coord);
