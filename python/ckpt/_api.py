@@ -1,0 +1,697 @@
+"""ck.save / ck.load / ck.Checkpointer over the C++ core."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from . import _ckpt
+from . import _state as S
+from ._errors import CheckpointError, UnsupportedValueError, make_error
+
+EXIT_MORE_WORK = _ckpt.EXIT_MORE_WORK
+
+# Error codes that mean "this checkpoint is damaged, try an older one" (as in the core).
+_DAMAGE = ("corrupt", "io", "hdf5")
+
+
+def default_path(path) -> str:
+    if path is not None:
+        return os.fspath(path)
+    return os.environ.get("CKPT_DIR") or "checkpoints"
+
+
+@contextlib.contextmanager
+def _env_removed(names):
+    """Explicit arguments of ck.save/ck.load win over CKPT_* variables (the core lets the
+    environment win, which is right for the Checkpointer class but not for a call that
+    names its directory)."""
+    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _check_comm(comm):
+    if not isinstance(comm, MPI.Comm):
+        raise TypeError("ckpt: comm must be an mpi4py.MPI.Comm (e.g. MPI.COMM_WORLD), got "
+                        f"{type(comm).__name__}")
+    if comm == MPI.COMM_NULL:
+        raise ValueError("ckpt: comm is MPI.COMM_NULL")
+
+
+def agree(comm, exc: BaseException | None):
+    """Collective: if any rank failed, every rank raises (the first failing rank's error),
+    so no rank is left waiting in a later collective."""
+    bad = comm.rank if exc is not None else comm.size
+    first = comm.allreduce(bad, op=MPI.MIN)
+    if first == comm.size:
+        return
+    if comm.rank == first:
+        if isinstance(exc, CheckpointError):
+            payload = (exc.code, exc.detail, isinstance(exc, UnsupportedValueError))
+        else:
+            payload = ("internal", f"{type(exc).__name__}: {exc}", False)
+    else:
+        payload = None
+    code, detail, unsupported = comm.bcast(payload, root=first)
+    if comm.rank == first:
+        if isinstance(exc, CheckpointError) and exc.rank < 0:
+            # Give the local error its rank prefix like the core's messages.
+            raise make_error(exc.code, first, exc.detail, type(exc)) from None
+        raise exc
+    raise make_error(code, first, detail,
+                     UnsupportedValueError if unsupported else CheckpointError)
+
+
+def _run(comm, fn, *args):
+    """fn(*args) on every rank, then agree on success."""
+    result, exc = None, None
+    try:
+        result = fn(*args)
+    except Exception as e:  # noqa: BLE001 - agreed on and re-raised below
+        exc = e
+    agree(comm, exc)
+    return result
+
+
+def _on_root(comm, fn, *args):
+    """fn(*args) on rank 0 only, agree, broadcast the result."""
+    result, exc = None, None
+    if comm.rank == 0:
+        try:
+            result = fn(*args)
+        except Exception as e:  # noqa: BLE001
+            exc = e
+    agree(comm, exc)
+    return comm.bcast(result, root=0)
+
+
+# --------------------------------------------------------------------------------------
+# save
+
+
+def _prepare(comm, state) -> tuple[list, str]:
+    """Collective: flatten the state, agree on its structure and on which plain values are
+    equal on all ranks. Returns (field specs, tree JSON)."""
+    def local():
+        if not isinstance(state, dict):
+            raise make_error("invalid_argument", -1,
+                             f"save: state must be a dict, got {type(state).__name__}",
+                             UnsupportedValueError)
+        flat = S.Flat()
+        root = S.flatten(state, [], [], flat, False)
+        return flat, root
+
+    flat, root = _run(comm, local)
+    struct = S.dumps(S.structure_of(root)).encode()
+    sig = hashlib.blake2b(struct, digest_size=16).digest()
+    ref_sig = comm.bcast(sig if comm.rank == 0 else None, root=0)
+    differs = comm.allreduce(comm.rank if ref_sig != sig else comm.size, op=MPI.MIN)
+    if differs != comm.size:
+        raise make_error("invalid_argument", differs,
+                         f"save: the state on rank {differs} has different keys, value types, "
+                         "array dtypes or dimensions than on rank 0; every rank must pass the "
+                         "same structure (values may differ)")
+    # Arrays that are empty on every rank are described in the tree instead of becoming
+    # zero-size datasets (the core cannot write those yet).
+    sizes = np.array([f.array.size for f in flat.fields], dtype=np.int64)
+    if len(sizes):
+        comm.Allreduce(MPI.IN_PLACE, sizes, op=MPI.SUM)
+    kept = []
+    for f, total in zip(flat.fields, sizes):
+        if total:
+            kept.append(f)
+            continue
+        node = f.node
+        dts = node["dtype"]
+        node.clear()
+        node.update({"t": "emptyarray", "dtype": dts})
+        flat.leaves.append((node, f.path, list(f.user_shape), f.kind == "replicated"))
+    flat.fields = kept
+    encs = [S.dumps(enc).encode() for _, _, enc, _ in flat.leaves]
+    digests = [hashlib.blake2b(e, digest_size=16).digest() for e in encs]
+    ref = comm.bcast(digests if comm.rank == 0 else None, root=0)
+    if len(ref) != len(digests):
+        raise make_error("internal", -1, "save: ranks disagree on the number of values")
+    same = np.array([d == r for d, r in zip(digests, ref)], dtype=np.int32)
+    if len(same):
+        comm.Allreduce(MPI.IN_PLACE, same, op=MPI.MIN)
+    per_rank_values = []
+    for (node, path, enc, forced), eq in zip(flat.leaves, same):
+        if eq:
+            node["v"] = enc
+        elif forced:
+            where = path if isinstance(path, str) else S.show_path(path)
+            raise make_error("invalid_argument", -1,
+                             f"save: {where} is inside ckpt.Replicated but differs "
+                             "between ranks; store it without Replicated to keep one value "
+                             "per rank")
+        else:
+            node["r"] = len(per_rank_values)
+            per_rank_values.append(enc)
+    fields = list(flat.fields)
+    if per_rank_values:
+        blob = np.frombuffer(S.dumps(per_rank_values).encode(), dtype=np.uint8).copy()
+        fields.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
+    tree = S.dumps({"ckpt_python": S.FORMAT, "root": root})
+    return fields, tree
+
+
+def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode=None,
+           quiet=None):
+    with _env_removed(explicit):
+        core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], mode=mode, quiet=quiet)
+    try:
+        def register():
+            for f in fields:
+                f.register(core)
+            if len(tree) <= S.MAX_INLINE_TREE:
+                core.metadata(S.TREE_KEY, tree)
+            else:
+                core.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
+                core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
+        _run(comm, register)
+        core.save(int(step), float(time))
+    finally:
+        core.close()
+    return os.path.join(path, _ckpt.checkpoint_file_name(int(step)))
+
+
+def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | None = None,
+         time: float = 0.0, _quiet=None) -> str:
+    """Writes a checkpoint of ``state``. Collective over comm.
+
+    ``path`` is the checkpoint directory (default ``$CKPT_DIR`` or ``./checkpoints``);
+    ``step`` the step number (default: one past the newest checkpoint in the directory);
+    ``keep`` how many checkpoints to keep (default 3, or ``$CKPT_KEEP``; 0 keeps all).
+    Returns the path of the committed file. Raises CheckpointError.
+    """
+    _check_comm(comm)
+    explicit = [n for n, v in (("CKPT_DIR", path), ("CKPT_KEEP", keep)) if v is not None]
+    path = default_path(path)
+    fields, tree = _prepare(comm, state)
+    if step is None:
+        def next_step():
+            entries = _ckpt.list_checkpoints(path) if os.path.isdir(path) else []
+            return entries[0][0] + 1 if entries else 0
+        step = _on_root(comm, next_step)
+    if int(step) < 0:
+        raise make_error("invalid_argument", -1, f"save: step {step} is negative")
+    return _write(comm, fields, tree, path, step, time, keep=keep, explicit=explicit,
+                  quiet=_quiet)
+
+
+# --------------------------------------------------------------------------------------
+# load
+
+_ALL = object()  # "load this subtree as it was saved"
+
+
+class _Loader:
+    def __init__(self, comm, info: dict, keep_wrappers: bool):
+        self.rank, self.size = comm.rank, comm.size
+        self.info = info
+        self.file = info["path"]
+        self.fields = {f["name"]: f for f in info["fields"]}
+        self.nranks = info["nranks"]
+        self.keep_wrappers = keep_wrappers
+        self.specs: list[S.FieldSpec] = []
+        self.local_needed_by = None
+        self.local_values = None
+
+    def field(self, name, path):
+        f = self.fields.get(name)
+        if f is None:
+            raise make_error("corrupt", -1, f"load: field '{name}' of {S.show_path(path)} is "
+                             f"missing from {self.file}")
+        return f
+
+    def my_block(self, f):
+        for b in f["blocks"]:
+            if b["rank"] == self.rank:
+                return b
+        raise make_error("corrupt", -1, f"load: field '{f['name']}' has no block of rank "
+                         f"{self.rank} in {self.file}")
+
+    def rank_count_error(self, path, what, hint):
+        return make_error("rank_count", -1,
+                          f"load: {S.show_path(path)} is {what} saved by {self.nranks} ranks in "
+                          f"{self.file}; this run has {self.size} ranks. {hint}")
+
+    def build(self, node, like, path) -> S.Builder:
+        t = node["t"]
+        if t == "dict":
+            items = node["k"]
+            if isinstance(like, dict):
+                saved = dict((k, v) for k, v in items)
+                chosen = []
+                for k, lv in like.items():
+                    if k not in saved:
+                        raise make_error(
+                            "missing_field", -1,
+                            f"load: {S.show_path(path + [k])} (in like=) is not in {self.file}; "
+                            f"it holds the keys {sorted(saved)}")
+                    chosen.append((k, self.build(saved[k], lv, path + [k])))
+            else:
+                chosen = [(k, self.build(v, _ALL, path + [k])) for k, v in items]
+            return lambda: {k: b() for k, b in chosen}
+        if t in ("list", "tuple"):
+            vals = node["v"]
+            if isinstance(like, (list, tuple)) and len(like) == len(vals):
+                bs = [self.build(v, lv, path + [i]) for i, (v, lv) in enumerate(zip(vals, like))]
+            else:
+                bs = [self.build(v, _ALL, path + [i]) for i, v in enumerate(vals)]
+            ctor = list if t == "list" else tuple
+            return lambda: ctor(b() for b in bs)
+        if t == "none":
+            return lambda: None
+        if t == "replicated":
+            inner = self.build(node["s"], like.value if isinstance(like, S.Replicated) else like,
+                               path)
+            if self.keep_wrappers:
+                return lambda: S.Replicated(inner())
+            return inner
+        if t == "array":
+            return self.build_array(node, like, path)
+        if t == "distributed":
+            return self.build_distributed(node, like, path)
+        if t == "generator":
+            inner = self.build(node["s"], _ALL, path + ["<state>"])
+            return lambda: S.make_generator(node["bitgen"], inner())
+        if t == "randomstate":
+            inner = self.build(node["s"], _ALL, path + ["<state>"])
+            return lambda: S.make_randomstate(inner())
+        if t == "random":
+            inner = self.build(node["s"], _ALL, path + ["<state>"])
+            return lambda: S.make_random(inner())
+        if t == "emptyarray" and isinstance(like, S.Distributed):
+            dt = np.dtype(node["dtype"])
+
+            def empty_block():
+                a = like.local if isinstance(like.local, np.ndarray) else np.empty(like.shape, dt)
+                return S.Distributed(a, like.offset, like.global_shape) if self.keep_wrappers else a
+            return empty_block
+        if "v" in node:
+            value = S.decode_leaf(node, node["v"])
+            return lambda: value
+        if "r" in node:
+            if self.nranks != self.size:
+                raise self.rank_count_error(
+                    path, "a value that differs between ranks",
+                    "Per-rank values load only on the same number of ranks: leave this key "
+                    "out of like=, or store it as ckpt.Replicated if it is the same everywhere.")
+            if self.local_needed_by is None:
+                self.local_needed_by = path
+            idx = int(node["r"])
+            return lambda: S.decode_leaf(node, self.local_values[idx])
+        raise make_error("corrupt", -1, f"load: unknown node {t!r} in {self.file}")
+
+    def _target(self, like, shape, store_dt, dtype_str):
+        """An array to restore into: `like` itself when it fits (in place), else new."""
+        if (isinstance(like, np.ndarray) and like.shape == tuple(shape)
+                and like.dtype == store_dt and like.dtype.str == np.dtype(dtype_str).str
+                and like.flags.c_contiguous and like.flags.writeable):
+            return like
+        return np.empty(shape, dtype=store_dt)
+
+    def build_array(self, node, like, path) -> S.Builder:
+        f = self.field(node["f"], path)
+        store_dt = S.core_dtype(f["dtype"])
+        if f["kind"] == "replicated":
+            shape = tuple(f["shape"])
+        else:
+            if self.nranks != self.size:
+                raise self.rank_count_error(
+                    path, "a per-rank array",
+                    "Per-rank arrays load only on the same number of ranks: store arrays that "
+                    "should be resharded as ckpt.Distributed (or ckpt.Replicated).")
+            shape = tuple(self.my_block(f)["local_shape"])
+        arr = self._target(like, shape, store_dt, node["dtype"])
+        self.specs.append(S.FieldSpec(f["name"], f["kind"], arr, S.show_path(path)))
+        return lambda: S.from_storage(arr, node["dtype"])
+
+    def build_distributed(self, node, like, path) -> S.Builder:
+        f = self.field(node["f"], path)
+        store_dt = S.core_dtype(f["dtype"])
+        glob = tuple(node["global"])
+        saved_shape = tuple(f["shape"])
+        extra = len(saved_shape) - len(glob)
+        where = S.show_path(path)
+        if isinstance(like, S.Distributed):
+            if like.global_shape != glob:
+                raise make_error("mismatch", -1,
+                                 f"load: {where} has global shape {glob} in {self.file}, but "
+                                 f"the like= template says {like.global_shape}")
+            offset, count = like.offset, like.shape
+            for o, n, g in zip(offset, count, glob):
+                if o < 0 or o + n > g:
+                    raise make_error("invalid_argument", -1,
+                                     f"load: {where}: template block at {offset} of shape {count} "
+                                     f"lies outside the global shape {glob}")
+            target = like.local if isinstance(like.local, np.ndarray) else None
+        else:
+            if self.nranks != self.size:
+                raise self.rank_count_error(
+                    path, "a distributed array",
+                    "To load it on a different number of ranks, pass like= with a "
+                    "ckpt.Distributed(local, offset, global_shape) template for this key that "
+                    "gives this rank's new block.")
+            b = self.my_block(f)
+            offset = tuple(b["offset"][:len(glob)])
+            count = tuple(b["count"][:len(glob)])
+            target = None
+        user_dt = np.dtype(node["dtype"])
+        result = None
+        if target is not None:
+            if target.dtype != user_dt or target.shape != tuple(count):
+                raise make_error("mismatch", -1,
+                                 f"load: {where} is {user_dt} in {self.file} but the like= "
+                                 f"template array is {target.dtype} of shape {target.shape}")
+            if not target.flags.writeable:
+                raise make_error("invalid_argument", -1,
+                                 f"load: {where}: the like= template array is read-only")
+            if extra == 0 and target.dtype == store_dt:
+                if target.flags.c_contiguous:
+                    self.specs.append(S.FieldSpec(f["name"], "distributed", target, where,
+                                                  list(glob), list(offset), list(count)))
+                    result = target
+                else:
+                    g = S.ghost_layout(target)
+                    if g is not None:
+                        base, idx = g
+                        self.specs.append(S.FieldSpec(f["name"], "distributed", base, where,
+                                                      list(glob), list(offset), list(count), idx))
+                        result = target
+        if result is None:
+            arr = np.empty(tuple(count) + (2,) * extra, dtype=store_dt)
+            self.specs.append(S.FieldSpec(f["name"], "distributed", arr, where,
+                                          list(saved_shape), list(offset) + [0] * extra,
+                                          list(arr.shape)))
+
+            def finish():
+                out = S.from_storage(arr, node["dtype"])
+                if target is not None:
+                    np.copyto(target, out)
+                    return target
+                return out
+        else:
+            def finish():
+                return result
+
+        if self.keep_wrappers:
+            return lambda: S.Distributed(finish(), offset, glob)
+        return finish
+
+
+def _read_tree(comm, info, quiet=None):
+    meta = info["metadata"].get(S.TREE_KEY)
+    if meta is None:
+        # Not written by the Python bindings (a C/C++ application): every field at the top.
+        items = []
+        for f in info["fields"]:
+            kind = f["kind"]
+            if kind == "distributed":
+                node = {"t": "distributed", "f": f["name"], "dtype": np.dtype(f["dtype"]).str,
+                        "global": list(f["shape"])}
+            else:
+                node = {"t": "array", "f": f["name"], "dtype": np.dtype(f["dtype"]).str,
+                        "kind": kind}
+            items.append([f["name"], node])
+        return {"t": "dict", "k": items}
+    if meta.startswith("@"):
+        f = next((x for x in info["fields"] if x["name"] == meta[1:]), None)
+        if f is None:
+            raise make_error("corrupt", -1, f"{info['path']}: field {meta[1:]} is missing")
+        buf = np.empty(tuple(f["shape"]), dtype=np.uint8)
+        core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
+                                  quiet=True)
+        try:
+            core.replicated(meta[1:], buf)
+            core.restore_from(info["path"])
+        finally:
+            core.close()
+        meta = buf.tobytes().decode("utf-8")
+    try:
+        doc = json.loads(meta)
+    except ValueError as e:
+        raise make_error("corrupt", -1, f"{info['path']}: the Python state description is not "
+                         f"valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("ckpt_python") != S.FORMAT:
+        raise make_error("unsupported_version", -1,
+                         f"{info['path']}: Python state format {doc.get('ckpt_python')!r} is not "
+                         f"supported by this version (reads {S.FORMAT}); upgrade ckpt")
+    return doc["root"]
+
+
+def _load_file(comm, info, like, keep_wrappers, quiet=None):
+    root = _read_tree(comm, info)
+    loader = _Loader(comm, info, keep_wrappers)
+
+    def plan():
+        build = loader.build(root, like if like is not None else _ALL, [])
+        if loader.local_needed_by is not None:
+            f = loader.field(S.LOCAL_FIELD, loader.local_needed_by)
+            blob = np.empty(tuple(loader.my_block(f)["local_shape"]), dtype=np.uint8)
+            loader.specs.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
+            loader.local_blob = blob
+        return build
+
+    build = _run(comm, plan)
+    core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
+                              quiet=quiet)
+    try:
+        _run(comm, lambda: [s.register(core) for s in loader.specs])
+        core.restore_from(info["path"])
+    finally:
+        core.close()
+
+    def finish():
+        if loader.local_needed_by is not None:
+            loader.local_values = json.loads(loader.local_blob.tobytes().decode("utf-8"))
+        return build()
+
+    return _run(comm, finish)
+
+
+def _load(comm, path, step, like, keep_wrappers, quiet=None):
+    """Collective. (state, step, time) of the newest valid checkpoint, or None."""
+    _check_comm(comm)
+    if like is not None and not isinstance(like, dict):
+        raise TypeError("ckpt.load: like= must be a dict (a state of templates)")
+    path = default_path(path)
+
+    def listing():
+        if not os.path.isdir(path):
+            return []
+        return _ckpt.list_checkpoints(path)
+
+    entries = _on_root(comm, listing)
+    if step is not None:
+        chosen = [e for e in entries if e[0] == int(step)]
+        if not chosen:
+            raise make_error("invalid_argument", -1,
+                             f"load: no checkpoint of step {step} in {path} (steps there: "
+                             f"{[e[0] for e in entries] or 'none'})")
+        entries = chosen
+    if not entries:
+        return None
+    reasons = []
+    for st, file in entries:
+        try:
+            info = _on_root(comm, _ckpt.inspect, file)
+            state = _load_file(comm, info, like, keep_wrappers, quiet)
+            return state, info["step"], info["time"]
+        except CheckpointError as e:
+            if step is not None or e.code not in _DAMAGE:
+                raise
+            if comm.rank == 0:
+                print(f"ckpt: warning: skipping {file}: {e.detail}", file=sys.stderr, flush=True)
+                try:  # set it aside like the core does, so it is never used or pruned against
+                    os.replace(file, file + ".corrupt")
+                except OSError:
+                    pass
+            comm.Barrier()
+            reasons.append(f"\n  {file}: {e.detail}")
+    raise make_error("no_valid_checkpoint", 0,
+                     f"load: none of the {len(entries)} checkpoints in {path} is valid; move "
+                     f"them away to start fresh:{''.join(reasons)}")
+
+
+def load(comm, path=None, *, step: int | None = None, like: dict | None = None, _quiet=None):
+    """Loads the newest valid checkpoint (or the one of ``step``) and returns its state, or
+    None when the directory holds no checkpoint. Collective over comm.
+
+    Damaged checkpoints are skipped (with a warning) and the next older one is used.
+    ``like`` selects and shapes what is loaded: a dict mirroring the state in which
+    ``ckpt.Distributed`` templates give this rank's new block (any rank count), arrays are
+    filled in place when they fit, and only the keys present are loaded.
+    Raises CheckpointError.
+    """
+    r = _load(comm, path, step, like, keep_wrappers=False, quiet=_quiet)
+    return None if r is None else r[0]
+
+
+def checkpoint_info(file) -> dict:
+    """Metadata of one checkpoint file (local; no data is read)."""
+    return _ckpt.inspect(os.fspath(file))
+
+
+def list_checkpoints(path=None) -> list:
+    """(step, file) of the committed checkpoints in ``path``, newest first (local)."""
+    path = default_path(path)
+    return [tuple(e) for e in _ckpt.list_checkpoints(path)] if os.path.isdir(path) else []
+
+
+def verify(file) -> dict:
+    """Reads every block of a checkpoint and checks its checksum (local)."""
+    return _ckpt.verify(os.fspath(file))
+
+
+# --------------------------------------------------------------------------------------
+# Checkpointer
+
+
+class StopReason(str):
+    """Why ``steps()`` ended: "none" (running), "finished", "signal", "time_limit" or
+    "requested". True in a boolean context only when the loop stopped early after a
+    checkpoint, so ``if cp.stopped: sys.exit(cp.exit_code)``."""
+
+    def __bool__(self):
+        return self in ("signal", "time_limit", "requested")
+
+
+class Checkpointer:
+    """A checkpointed main loop.
+
+    >>> cp = ck.Checkpointer(comm, "run", every=100)
+    >>> state = cp.restore({"u": ck.Distributed(u, offset, shape), "t": 0.0})
+    >>> for step in cp.steps(nsteps):
+    ...     advance(state)
+    >>> sys.exit(cp.exit_code)
+
+    ``every`` (steps), ``seconds`` and ``keep`` are the core's policy; the CKPT_*
+    environment wins over them (CKPT_EVERY, CKPT_SECONDS, CKPT_KEEP, CKPT_DIR, ...). Stop
+    signals (SIGUSR1, SIGTERM by default) and the job's time limit make the loop save and
+    end early. With ``exit_on_stop=True`` the loop then exits the program with status
+    ckpt.EXIT_MORE_WORK (75) on every rank (``SystemExit``), which is what a batch script
+    wants: the job is requeued and resumes. Collective over comm.
+    """
+
+    def __init__(self, comm, path=None, every: int | None = None, seconds: float | None = None,
+                 keep: int | None = None, *, final: bool = True, mode: str | None = None,
+                 exit_on_stop: bool = False):
+        _check_comm(comm)
+        self.exit_on_stop = exit_on_stop
+        self.comm = comm
+        self._core = _ckpt.Checkpointer(comm, default_path(path), every=int(every or 0),
+                                        seconds=float(seconds or 0.0), keep=keep, final=final,
+                                        mode=mode)
+        opts = self._core.options()
+        self.path: str = opts["dir"]
+        self.keep: int = opts["keep"]
+        self.final: bool = opts["final"]
+        self._mode = opts["mode"]
+        self.state: dict | None = None
+        self.step: int = 0
+        self.time: float = 0.0
+        self.restored_step: int | None = None
+        self._stopped = StopReason("none")
+        self._last_saved: int | None = None
+
+    def restore(self, default_state: dict) -> dict:
+        """Loads the newest valid checkpoint into a state shaped like ``default_state``
+        (Distributed templates give the new decomposition, arrays that fit are filled in
+        place), or keeps ``default_state`` when there is none. Returns the live state:
+        ``steps()`` saves this dict, so update it (or the arrays in it) in the loop.
+        Collective over comm."""
+        if not isinstance(default_state, dict):
+            raise TypeError("ckpt.Checkpointer.restore: default_state must be a dict")
+        r = _load(self.comm, self.path, None, default_state, keep_wrappers=True)
+        if r is None:
+            self.state, self.step, self.restored_step = default_state, 0, None
+        else:
+            self.state, self.step, self.time = r
+            self.restored_step = self.step
+            self._last_saved = self.step
+        return self.state
+
+    def save(self, step: int | None = None) -> str:
+        """Saves the live state now (collective)."""
+        if self.state is None:
+            raise make_error("invalid_argument", -1,
+                             "Checkpointer.save: call restore(default_state) first")
+        step = self.step if step is None else int(step)
+        fields, tree = _prepare(self.comm, self.state)
+        file = _write(self.comm, fields, tree, self.path, step, self.time, keep=self.keep,
+                      mode=self._mode)
+        self._last_saved = step
+        return file
+
+    def steps(self, total: int):
+        """Yields the steps from the restored one (or 0) to ``total - 1``. After each step it
+        saves per policy, at the end (unless final=False), and before ending early when a
+        stop is requested (signal, time limit, request_stop()). Collective over comm."""
+        if self.state is None:
+            raise make_error("invalid_argument", -1,
+                             "Checkpointer.steps: call restore(default_state) first")
+        total = int(total)
+        self._stopped = StopReason("none")
+        step = self.step
+        while step < total:
+            yield step
+            step += 1
+            self.step = step
+            due = self._core.should_checkpoint(step)
+            reason = self._core.stopped
+            last = step >= total
+            if (due or (last and self.final)) and self._last_saved != step:
+                self.save(step)
+            if last:
+                break
+            if reason not in ("none", "finished"):
+                self._stopped = StopReason(reason)
+                _ckpt._clear_stop_flag()
+                if self.comm.rank == 0 and not self._core.options()["quiet"]:
+                    print(f"ckpt: stopping after step {step} ({reason}); checkpoint is durable",
+                          file=sys.stderr, flush=True)
+                if self.exit_on_stop:
+                    sys.stdout.flush()
+                    raise SystemExit(EXIT_MORE_WORK)
+                return
+        self._stopped = StopReason("finished")
+
+    def request_stop(self) -> None:
+        """Asks the loop to checkpoint and stop at the next step boundary (local,
+        async-signal-safe)."""
+        self._core.request_stop()
+
+    @property
+    def stopped(self) -> StopReason:
+        return self._stopped
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the loop finished, ckpt.EXIT_MORE_WORK (75) when it stopped early."""
+        return EXIT_MORE_WORK if self._stopped else 0
+
+    def stats(self) -> dict:
+        return self._core.stats()
+
+    def close(self) -> None:
+        """Frees the core object now (collective); also done when garbage collected."""
+        self._core.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

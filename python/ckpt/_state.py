@@ -1,0 +1,441 @@
+"""Turning a Python state (dicts, lists, numbers, arrays, RNGs) into ckpt fields and back.
+
+A state is stored as data only: numpy arrays become HDF5 datasets (fields of the core),
+everything else is described by a JSON tree. Nothing is ever pickled, so loading never
+runs code. Layout of one checkpoint written by the Python bindings:
+
+* root attribute ``meta.python_state``: ``{"ckpt_python": 1, "root": NODE}`` (or, for
+  large trees, the marker ``"@_py.tree"`` and the JSON in the replicated u8 field
+  ``_py.tree``);
+* one field per array, named by its key path joined with ``.`` (``state["a"]["b"]`` ->
+  ``a.b``; list items by index; keys that are not plain names are hex-escaped as
+  ``_x<hex>``);
+* plain values (numbers, strings, bytes) that are equal on all ranks are stored inline
+  in the tree; values that differ between ranks go to the per-rank u8 field ``_py.local``
+  (a JSON list per rank) and the tree holds their index.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+from ._errors import CheckpointError, UnsupportedValueError, make_error
+
+FORMAT = 1
+TREE_KEY = "python_state"
+TREE_FIELD = "_py.tree"
+LOCAL_FIELD = "_py.local"
+# Root attributes use HDF5 compact storage (64 KiB); larger trees go to a dataset.
+MAX_INLINE_TREE = 48 * 1024
+
+_BITGENS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+class Distributed:
+    """This rank's block of a global N-d array: ``local`` is the block, placed at
+    ``offset`` in an array of ``global_shape``. Stored once at the global shape, so a
+    checkpoint saved on N ranks loads on M ranks (pass templates with ``like=``).
+
+    In ``like=`` templates, ``local`` may also be a shape tuple (a new array is allocated)
+    or an array that is filled in place (it may be a view such as ``u[1:-1, 1:-1]``).
+    """
+
+    __slots__ = ("local", "offset", "global_shape")
+
+    def __init__(self, local, offset, global_shape):
+        self.local = local
+        self.offset = tuple(int(o) for o in offset)
+        self.global_shape = tuple(int(g) for g in global_shape)
+        nd = np.ndim(local) if isinstance(local, np.ndarray) else len(tuple(local))
+        if len(self.offset) != len(self.global_shape) or nd != len(self.global_shape):
+            raise ValueError(
+                f"ckpt.Distributed: local has {nd} dimensions, offset {len(self.offset)}, "
+                f"global_shape {len(self.global_shape)}; they must agree")
+
+    @property
+    def shape(self) -> tuple:
+        """Shape of this rank's block."""
+        return tuple(self.local.shape) if isinstance(self.local, np.ndarray) else tuple(
+            int(n) for n in self.local)
+
+    def __repr__(self):
+        return (f"Distributed(local=<{self.shape}>, offset={self.offset}, "
+                f"global_shape={self.global_shape})")
+
+
+class Replicated:
+    """A value that is the same on every rank (parameters, step counters); stored once.
+    Saving checks that all ranks hold the same value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return f"Replicated({self.value!r})"
+
+
+# --------------------------------------------------------------------------------------
+# Names and paths
+
+
+def escape_key(key: str) -> str:
+    if _NAME_RE.fullmatch(key) and not key.startswith(("_x", "_py", "_ckpt")):
+        return key
+    return "_x" + key.encode("utf-8").hex()
+
+
+def show_path(path: list) -> str:
+    return "state" + "".join(f"[{p!r}]" for p in path)
+
+
+def field_name(comps: list) -> str:
+    return ".".join(comps)
+
+
+# --------------------------------------------------------------------------------------
+# Arrays: storage dtypes of the core (u8..i64, f32, f64) and back
+
+
+def storage_array(a: np.ndarray, where: str):
+    """(array to register, dtype string to restore, shape of the user's array).
+    Zero-copy for C-contiguous native arrays of a core dtype."""
+    dt = a.dtype
+    kind, size = dt.kind, dt.itemsize
+    if kind in "OUSV" or dt.hasobject or dt.fields is not None:
+        what = {"O": "object (Python objects)", "U": "unicode string", "S": "byte string",
+                "V": "structured/void"}.get(kind, str(dt))
+        raise make_error("invalid_argument", -1,
+                         f"{where}: numpy arrays of dtype {dt} ({what}) cannot be stored; "
+                         "use numeric arrays, or str/bytes values", UnsupportedValueError)
+    if not dt.isnative:
+        a = a.astype(dt.newbyteorder("="))
+        dt = a.dtype
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")
+    shape = a.shape
+    if kind in "iu" and size in (1, 2, 4, 8) or kind == "f" and size in (4, 8):
+        return a, dt.str, shape
+    flat = a.reshape(-1)
+    if kind == "b":
+        return flat.view(np.uint8).reshape(shape), dt.str, shape
+    if kind == "f" and size == 2:
+        return flat.view(np.uint16).reshape(shape), dt.str, shape
+    if kind == "c" and size in (8, 16):
+        part = np.float32 if size == 8 else np.float64
+        return flat.view(part).reshape(shape + (2,)), dt.str, shape
+    if kind in "mM" and size == 8:
+        return flat.view(np.int64).reshape(shape), dt.str, shape
+    raise make_error("invalid_argument", -1,
+                     f"{where}: numpy dtype {dt} is not supported (use integer, float32/64, "
+                     "float16, complex64/128, bool or datetime64 arrays)", UnsupportedValueError)
+
+
+def storage_dtype(dtype_str: str) -> tuple[np.dtype, int]:
+    """Core dtype used to store a user dtype, and the number of extra trailing dims."""
+    dt = np.dtype(dtype_str)
+    kind, size = dt.kind, dt.itemsize
+    if kind in "iu" or kind == "f" and size in (4, 8):
+        return dt, 0
+    if kind == "b":
+        return np.dtype(np.uint8), 0
+    if kind == "f" and size == 2:
+        return np.dtype(np.uint16), 0
+    if kind == "c":
+        return np.dtype(np.float32 if size == 8 else np.float64), 1
+    if kind in "mM":
+        return np.dtype(np.int64), 0
+    raise make_error("corrupt", -1, f"unknown stored dtype {dtype_str!r}")
+
+
+def from_storage(a: np.ndarray, dtype_str: str) -> np.ndarray:
+    dt = np.dtype(dtype_str)
+    if a.dtype == dt:
+        return a
+    if dt.kind == "c":
+        shape = a.shape[:-1]
+        return a.reshape(-1).view(dt).reshape(shape)
+    return a.reshape(-1).view(dt).reshape(a.shape)
+
+
+def core_dtype(name: str) -> np.dtype:
+    return np.dtype(name)  # the core reports numpy-style names ("float64", "uint8", ...)
+
+
+def ghost_layout(a: np.ndarray):
+    """If `a` is a strided window of a C-contiguous array (e.g. ``u[1:-1, 1:-1]``), return
+    (base, index of a[0,...,0] in base) so the core can read/write the block in place."""
+    if a.size == 0 or a.flags.c_contiguous:
+        return None
+    b = a
+    while isinstance(b.base, np.ndarray):
+        b = b.base
+    if (b is a or not b.flags.c_contiguous or b.dtype != a.dtype or b.ndim != a.ndim
+            or a.strides != b.strides):
+        return None
+    off = a.__array_interface__["data"][0] - b.__array_interface__["data"][0]
+    idx = []
+    for s in b.strides:
+        q, off = divmod(off, s)
+        idx.append(q)
+    if off != 0 or any(i < 0 or i + n > m for i, n, m in zip(idx, a.shape, b.shape)):
+        return None
+    return b, idx
+
+
+# --------------------------------------------------------------------------------------
+# Flattening (save)
+
+
+class FieldSpec:
+    __slots__ = ("name", "kind", "array", "path", "global_shape", "offset", "count",
+                 "memory_offset", "node", "user_shape")
+
+    def __init__(self, name, kind, array, path, global_shape=None, offset=None, count=None,
+                 memory_offset=None):
+        self.name, self.kind, self.array, self.path = name, kind, array, path
+        self.global_shape, self.offset, self.count = global_shape, offset, count
+        self.memory_offset = memory_offset
+        self.node = None        # the tree node that refers to this field
+        self.user_shape = None  # shape of the user's array (for empty arrays)
+
+    def register(self, core):
+        if self.kind == "distributed":
+            core.distributed(self.name, self.array, list(self.global_shape), list(self.offset),
+                             None if self.count is None else list(self.count),
+                             None if self.memory_offset is None else list(self.memory_offset))
+        elif self.kind == "replicated":
+            core.replicated(self.name, self.array)
+        else:
+            core.per_rank(self.name, self.array)
+
+
+class Flat:
+    def __init__(self):
+        self.fields: list[FieldSpec] = []
+        # (node, path, encoded value, must be replicated)
+        self.leaves: list[tuple[dict, list, Any, bool]] = []
+
+
+def _unsupported(value, path) -> CheckpointError:
+    where = show_path(path)
+    tname = f"{type(value).__module__}.{type(value).__qualname__}"
+    if tname.startswith("mpi4py.MPI."):
+        why = (f"is an MPI object ({tname}); communicators and requests cannot be saved: "
+               "create them again after loading")
+    elif isinstance(value, io.IOBase) or hasattr(value, "fileno") and hasattr(value, "read"):
+        why = (f"is an open file ({tname}); files cannot be saved: store its name and "
+               "position and reopen it after loading")
+    elif callable(value):
+        name = getattr(value, "__qualname__", None) or tname
+        why = (f"is a function or callable ({name}); a checkpoint stores data, never code: "
+               "recreate it after loading")
+    elif isinstance(value, random.SystemRandom):
+        why = "is a random.SystemRandom, which has no state to save"
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):
+        why = f"is a namedtuple ({tname}); store value._asdict() instead"
+    else:
+        why = (f"has type {tname}, which cannot be stored as data; supported: numpy arrays, "
+               "int, float, complex, bool, str, bytes, None, dict (str keys), list, tuple, "
+               "ckpt.Distributed, ckpt.Replicated, numpy.random.Generator/RandomState and "
+               "random.Random")
+    return make_error("invalid_argument", -1, f"save: {where} {why}", UnsupportedValueError)
+
+
+def _leaf(tag: str, encoded, node_extra=None):
+    node = {"t": tag}
+    if node_extra:
+        node.update(node_extra)
+    return node, encoded
+
+
+def flatten(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:
+    """Node of `value`; arrays are appended to flat.fields, plain values to flat.leaves."""
+    if isinstance(value, Distributed):
+        if forced:
+            raise make_error("invalid_argument", -1,
+                             f"save: {show_path(path)}: a Distributed value cannot be inside "
+                             "Replicated")
+        return _flatten_distributed(value, comps, path, flat)
+    if isinstance(value, Replicated):
+        return {"t": "replicated", "s": flatten(value.value, comps, path, flat, True)}
+    if isinstance(value, np.ndarray):
+        arr, dts, _ = storage_array(value, show_path(path))
+        name = field_name(comps)
+        spec = FieldSpec(name, "replicated" if forced else "per_rank", arr, show_path(path))
+        spec.node = {"t": "array", "f": name, "dtype": dts, "nd": value.ndim,
+                     "kind": "replicated" if forced else "per_rank"}
+        spec.user_shape = list(value.shape)
+        flat.fields.append(spec)
+        return spec.node
+    if isinstance(value, np.random.Generator):
+        bg = value.bit_generator
+        name = type(bg).__name__
+        if name not in _BITGENS:
+            raise _unsupported(value, path)
+        return {"t": "generator", "bitgen": name,
+                "s": flatten(bg.state, comps + ["state"], path + ["<state>"], flat, forced)}
+    if isinstance(value, np.random.RandomState):
+        return {"t": "randomstate",
+                "s": flatten(value.get_state(legacy=False), comps + ["state"],
+                             path + ["<state>"], flat, forced)}
+    if isinstance(value, random.Random) and not isinstance(value, random.SystemRandom):
+        version, internal, gauss = value.getstate()
+        st = {"version": version, "internal": np.array(internal, dtype=np.uint32),
+              "gauss": gauss}
+        return {"t": "random",
+                "s": flatten(st, comps + ["state"], path + ["<state>"], flat, forced)}
+    if value is None:
+        return {"t": "none"}
+    if isinstance(value, np.generic):
+        dt = value.dtype
+        if dt.kind not in "biufc" or dt.itemsize > 16 or dt.kind == "f" and dt.itemsize > 8:
+            raise _unsupported(value, path)
+        py = value.item()
+        enc = [py.real, py.imag] if dt.kind == "c" else py
+        node = {"t": "npscalar", "dtype": dt.str}
+    elif isinstance(value, bool):
+        node, enc = {"t": "bool"}, value
+    elif isinstance(value, int):
+        node, enc = {"t": "int"}, int(value)
+    elif isinstance(value, float):
+        node, enc = {"t": "float"}, float(value)
+    elif isinstance(value, complex):
+        node, enc = {"t": "complex"}, [value.real, value.imag]
+    elif isinstance(value, str):
+        node, enc = {"t": "str"}, value
+    elif isinstance(value, (bytes, bytearray)):
+        node, enc = {"t": "bytes" if isinstance(value, bytes) else "bytearray"}, value.hex()
+    elif isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise make_error("invalid_argument", -1,
+                                 f"save: {show_path(path + [k])}: dict keys must be str, got "
+                                 f"{type(k).__name__}", UnsupportedValueError)
+            items.append([k, flatten(v, comps + [escape_key(k)], path + [k], flat, forced)])
+        return {"t": "dict", "k": items}
+    elif type(value) in (list, tuple):
+        return {"t": "list" if type(value) is list else "tuple",
+                "v": [flatten(v, comps + [str(i)], path + [i], flat, forced)
+                      for i, v in enumerate(value)]}
+    else:
+        raise _unsupported(value, path)
+    flat.leaves.append((node, path, enc, forced))
+    return node
+
+
+def _flatten_distributed(d: Distributed, comps, path, flat: Flat) -> dict:
+    where = show_path(path)
+    if not isinstance(d.local, np.ndarray):
+        raise make_error("invalid_argument", -1,
+                         f"save: {where}: Distributed.local must be a numpy array")
+    for o, n, g in zip(d.offset, d.local.shape, d.global_shape):
+        if o < 0 or o + n > g:
+            raise make_error("invalid_argument", -1,
+                             f"save: {where}: block at offset {d.offset} of shape "
+                             f"{d.local.shape} lies outside the global shape {d.global_shape}")
+    name = field_name(comps)
+    a = d.local
+    glob, off = list(d.global_shape), list(d.offset)
+    spec = None
+    if a.dtype.isnative and (a.dtype.kind in "iu" or a.dtype.kind == "f" and a.dtype.itemsize
+                             in (4, 8)) and not a.flags.c_contiguous:
+        g = ghost_layout(a)
+        if g is not None:
+            base, idx = g
+            spec = FieldSpec(name, "distributed", base, where, glob, off, list(a.shape), idx)
+    if spec is None:
+        arr, _, _ = storage_array(a, where)
+        extra = arr.ndim - a.ndim
+        spec = FieldSpec(name, "distributed", arr, where, glob + [2] * extra, off + [0] * extra,
+                         list(arr.shape))
+    spec.node = {"t": "distributed", "f": name, "dtype": a.dtype.newbyteorder("=").str,
+                 "global": list(d.global_shape)}
+    spec.user_shape = list(a.shape)
+    flat.fields.append(spec)
+    return spec.node
+
+
+def structure_of(node) -> Any:
+    """The tree without inline values: what must be equal on every rank."""
+    if isinstance(node, dict):
+        return {k: structure_of(v) for k, v in node.items() if k not in ("v", "r")}
+    if isinstance(node, list):
+        return [structure_of(v) for v in node]
+    return node
+
+
+# --------------------------------------------------------------------------------------
+# Decoding plain values (load)
+
+
+def decode_leaf(node: dict, enc):
+    t = node["t"]
+    if t == "bool":
+        return bool(enc)
+    if t == "int":
+        return int(enc)
+    if t == "float":
+        return float(enc)
+    if t == "complex":
+        return complex(float(enc[0]), float(enc[1]))
+    if t == "str":
+        return str(enc)
+    if t == "bytes":
+        return bytes.fromhex(enc)
+    if t == "bytearray":
+        return bytearray.fromhex(enc)
+    if t == "emptyarray":
+        return np.empty(tuple(int(n) for n in enc), dtype=np.dtype(node["dtype"]))
+    if t == "npscalar":
+        dt = np.dtype(node["dtype"])
+        if dt.kind not in "biufc":
+            raise make_error("corrupt", -1, f"unknown numpy scalar dtype {node['dtype']!r}")
+        if dt.kind == "c":
+            return dt.type(complex(float(enc[0]), float(enc[1])))
+        return dt.type(enc)
+    raise make_error("corrupt", -1, f"unknown value tag {t!r} in the state description")
+
+
+def make_generator(bitgen: str, state) -> np.random.Generator:
+    if bitgen not in _BITGENS:
+        raise make_error("corrupt", -1, f"unknown numpy bit generator {bitgen!r}")
+    bg = getattr(np.random, bitgen)()
+    bg.state = state
+    return np.random.Generator(bg)
+
+
+def make_randomstate(state) -> np.random.RandomState:
+    rs = np.random.RandomState()
+    rs.set_state(state)
+    return rs
+
+
+def make_random(state) -> random.Random:
+    r = random.Random()
+    internal = tuple(int(x) for x in np.asarray(state["internal"]).reshape(-1))
+    gauss = state["gauss"]
+    r.setstate((int(state["version"]), internal, None if gauss is None else float(gauss)))
+    return r
+
+
+def dumps(obj) -> str:
+    # NaN and infinities are written as NaN/Infinity (Python's json reads them back).
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True)
+
+
+def is_nan_safe(x) -> bool:
+    return not (isinstance(x, float) and math.isnan(x))
+
+
+Builder = Callable[[], Any]
