@@ -152,19 +152,14 @@ int cmd_info(const Args &args) {
     out += "},\"fields\":[";
     for (std::size_t i = 0; i < info.fields.size(); ++i) {
       const auto &f = info.fields[i];
-      std::string shape;
-      for (std::size_t d = 0; d < f.shape.size(); ++d) shape += (d ? "," : "") + std::to_string(f.shape[d]);
+      std::string shape = join_numbers(f.shape, ",");
       out += fmt::format("{}{{\"name\":{},\"kind\":\"{}\",\"dtype\":\"{}\",\"shape\":[{}],\"nblocks\":{}", i ? "," : "",
                          json_string(f.name), kind_name(f.kind), dtype_name(f.dtype), shape, f.blocks.size());
       if (blocks) {
         out += ",\"blocks\":[";
         for (std::size_t b = 0; b < f.blocks.size(); ++b) {
           const auto &bl = f.blocks[b];
-          auto list = [](const Shape &s) {
-            std::string r;
-            for (std::size_t d = 0; d < s.size(); ++d) r += (d ? "," : "") + std::to_string(s[d]);
-            return r;
-          };
+          auto list = [](const Shape &s) { return join_numbers(s, ","); };
           out += fmt::format("{}{{\"rank\":{},\"offset\":[{}],\"count\":[{}],\"local_shape\":[{}],\"checksum\":\"{:016x}\"}}",
                              b ? "," : "", bl.rank, list(bl.offset), list(bl.count), list(bl.local_shape),
                              bl.checksum);
@@ -344,7 +339,10 @@ int cmd_prune(const Args &args) {
     ::close(fd);
   }
   std::string kept_steps;
-  for (auto i : kept) kept_steps += (kept_steps.empty() ? "" : ", ") + std::to_string(entries[i].step);
+  for (auto i : kept) {
+    if (!kept_steps.empty()) kept_steps += ", ";
+    kept_steps += std::to_string(entries[i].step);
+  }
   std::cout << fmt::format("{} {} checkpoint(s), {}; kept step(s) {}\n", dry ? "would delete" : "deleted", deleted,
                            human_bytes(freed), kept_steps);
   return exit_ok;

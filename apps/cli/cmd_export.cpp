@@ -46,7 +46,7 @@ std::string npy_header(Dtype t, const Shape &shape) {
   if (shape.size() == 1)
     dims = std::to_string(shape[0]) + ",";
   else
-    for (std::size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+    dims = join_numbers(shape, ", ");
   std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", npy_descr(t), dims);
   std::size_t unpadded = 10 + dict.size() + 1;
   std::size_t padded = (unpadded + 63) / 64 * 64;
@@ -91,11 +91,7 @@ std::string xml_escape(const std::string &s) {
   return out;
 }
 
-std::string dims_text(const Shape &s) {
-  std::string r;
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? " " : "") + std::to_string(s[i]);
-  return r;
-}
+std::string dims_text(const Shape &s) { return join_numbers(s, " "); }
 
 /// The XDMF 2 document of a node-centred field on a uniform grid (CoRectMesh). A 1-D field
 /// becomes a 1 x n grid. `data_ref` is "file.h5:/dataset".
@@ -189,7 +185,10 @@ int cmd_export(const Args &args) {
   const FieldInfo *field = info.field(name);
   if (!field) {
     std::string have;
-    for (const auto &f : info.fields) have += (have.empty() ? "" : ", ") + f.name;
+    for (const auto &f : info.fields) {
+      if (!have.empty()) have += ", ";
+      have += f.name;
+    }
     throw CliError(exit_usage, fmt::format("no field '{}' in {} (fields: {})", name, file.string(), have));
   }
   double spacing = vm["spacing"].as<double>();

@@ -50,8 +50,10 @@ fs::path resolve_checkpoint(const fs::path &where, std::optional<std::int64_t> s
   for (const auto &e : entries)
     if (e.step == *step) return e.path;
   std::string have;
-  for (std::size_t i = 0; i < entries.size() && i < 8; ++i)
-    have += (i ? ", " : "") + std::to_string(entries[i].step);
+  for (std::size_t i = 0; i < entries.size() && i < 8; ++i) {
+    if (i) have += ", ";
+    have += std::to_string(entries[i].step);
+  }
   if (entries.size() > 8) have += ", ...";
   throw CliError(exit_usage, fmt::format("no checkpoint of step {} in {} (steps present, newest first: {})",
                                          *step, where.string(), have));
@@ -81,11 +83,18 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
+std::string join_numbers(const Shape &shape, const char *sep) {
+  std::string s;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += sep;
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
 std::string shape_text(const Shape &shape) {
   if (shape.empty()) return "scalar";
-  std::string s = "{";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "}";
+  return fmt::format("{{{}}}", join_numbers(shape, ", "));
 }
 
 std::string number_text(double v) {

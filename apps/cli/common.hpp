@@ -53,6 +53,8 @@ CheckpointInfo inspect_or_fail(const std::filesystem::path &file);
 
 /// "8.0 MiB", "512 B".
 std::string human_bytes(std::uint64_t bytes);
+/// The numbers of `shape` joined by `sep`: "512, 512" for sep ", ".
+std::string join_numbers(const Shape &shape, const char *sep);
 /// "{512, 512}", "scalar" for an empty shape.
 std::string shape_text(const Shape &shape);
 /// Renders a double compactly ("0.0123", "1.5e-09").
