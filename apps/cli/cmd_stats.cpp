@@ -201,6 +201,13 @@ std::string seconds_text(double s) {
   return fmt::format("{:.3f} s", s);
 }
 
+/// "1.23 GB/s" or "45.6 MB/s" (decimal units, as the log's gbps).
+std::string rate_text(double gbps) {
+  if (gbps >= 1.0) return fmt::format("{:.2f} GB/s", gbps);
+  if (gbps >= 1e-3) return fmt::format("{:.3g} MB/s", gbps * 1e3);
+  return fmt::format("{:.3g} kB/s", gbps * 1e6);
+}
+
 fs::path self_dir() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -374,8 +381,8 @@ int cmd_stats(const Args &args) {
         std::cout << fmt::format("until durable:    mean {}, max {} (step {})\n", seconds_text(durable.mean()),
                                  seconds_text(durable.max), durable.max_step);
       if (gbps.n)
-        std::cout << fmt::format("bandwidth:        mean {:.3f} GB/s, min {:.3f}, max {:.3f}\n", gbps.mean(), gbps.min,
-                                 gbps.max);
+        std::cout << fmt::format("bandwidth:        mean {}, min {}, max {} (bytes / seconds until durable)\n",
+                                 rate_text(gbps.mean()), rate_text(gbps.min), rate_text(gbps.max));
       if (iter.n) {
         std::cout << fmt::format("iteration time:   mean {} (over {} save intervals)\n", seconds_text(iter.mean()),
                                  iter.n);

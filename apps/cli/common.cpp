@@ -66,6 +66,8 @@ CheckpointInfo inspect_or_fail(const fs::path &file) {
     if (e.code() == Errc::unsupported_version)
       throw CliError(exit_usage, fmt::format("{}: {} (written by a newer ckpt? this is ckpt {})",
                                              file.string(), e.detail(), library_version()));
+    // The library's message usually names the file already.
+    if (e.detail().find(file.string()) != std::string::npos) throw CliError(exit_usage, e.detail());
     throw CliError(exit_usage,
                    fmt::format("{} is not a readable ckpt checkpoint: {}", file.string(), e.detail()));
   }
