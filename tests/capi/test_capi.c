@@ -282,7 +282,7 @@ static void test_metadata_errors(void) {
 static void test_protect_errors(void) {
   ckpt_handle *h;
   double v[8] = {0};
-  uint64_t g = 8u * (uint64_t)size, off = 8u * (uint64_t)rank, cnt = 8, big = 9;
+  uint64_t g = 8u * (uint64_t)size, off = 8u * (uint64_t)rank, cnt = 8, past = g - 4;
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, scratch("protect_errors"), NULL, &h));
   CHECK_STATUS(ckpt_protect_replicated(h, NULL, CKPT_F64, v, 0, NULL), CKPT_INVALID_ARGUMENT);
   CHECK_STATUS(ckpt_protect_replicated(h, "a/b", CKPT_F64, v, 0, NULL), CKPT_INVALID_ARGUMENT);
@@ -292,7 +292,8 @@ static void test_protect_errors(void) {
   CHECK_STATUS(ckpt_protect_replicated(h, "v", CKPT_F64, v, -1, NULL), CKPT_INVALID_ARGUMENT);
   CHECK_STATUS(ckpt_protect_replicated(h, "v", CKPT_F64, v, 1, NULL), CKPT_INVALID_ARGUMENT);
   CHECK_STATUS(ckpt_protect_replicated(h, "v", CKPT_F64, NULL, 0, NULL), CKPT_INVALID_ARGUMENT);
-  CHECK_STATUS(ckpt_protect_distributed(h, "d", CKPT_F64, v, 1, &g, &off, &big), CKPT_INVALID_ARGUMENT);
+  /* a block that reaches past the end of the global array, on every rank */
+  CHECK_STATUS(ckpt_protect_distributed(h, "d", CKPT_F64, v, 1, &g, &past, &cnt), CKPT_INVALID_ARGUMENT);
   CHECK_STATUS(ckpt_protect_distributed(h, "d", CKPT_F64, v, 1, &g, NULL, &cnt), CKPT_INVALID_ARGUMENT);
   CHECK_STATUS(ckpt_protect_distributed_ghost(h, "d", CKPT_F64, v, 1, &g, &off, &cnt, NULL, NULL),
                CKPT_INVALID_ARGUMENT);
