@@ -192,3 +192,103 @@ def run_main(fn):
         log("FAIL:", e)
         sys.exit(1)
     log("PASS")
+
+
+# -- heat jobs ------------------------------------------------------------------------
+HEAT_SBATCH = os.path.join(ROOT, "slurm", "heat.sbatch")
+
+
+def heat_rate(heat, n, ranks=2, steps=300):
+    """Steps per second of heat on this machine now (a short run without checkpoints).
+    Used to size jobs so that they need a known amount of compute time."""
+    env = dict(os.environ)
+    env.update(MPI_ENV)
+    for k in list(env):
+        if k.startswith("CKPT_") or k.startswith("SLURM_"):
+            del env[k]
+    d = tempfile.mkdtemp(prefix="ckpt-heat-rate-")
+    try:
+        r = subprocess.run(["mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
+                            "--every", "0", "--dir", d], capture_output=True, text=True, env=env,
+                           timeout=300)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    m = re.search(r"seconds=([0-9.]+)", r.stdout)
+    if r.returncode != 0 or not m:
+        raise TestFailure("heat calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
+    rate = steps / max(float(m.group(1)), 1e-3)
+    log("heat n=%d on %d ranks: %.0f steps/s" % (n, ranks, rate))
+    return rate
+
+
+class Reference:
+    """An uninterrupted heat run (plain mpirun, no SLURM, no checkpoints) in the
+    background at low priority, so that it uses the CPU the job leaves idle."""
+
+    def __init__(self, heat, n, steps, ranks, workdir):
+        env = dict(os.environ)
+        env.update(MPI_ENV)
+        for k in list(env):
+            if k.startswith("CKPT_") or k.startswith("SLURM_"):
+                del env[k]
+        env["CKPT_QUIET"] = "1"
+        self.out = open(os.path.join(workdir, "reference.log"), "w+")
+        self.proc = subprocess.Popen(
+            ["nice", "-n", "19", "mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
+             "--every", "0", "--dir", os.path.join(workdir, "reference-ckpt")],
+            stdout=self.out, stderr=subprocess.STDOUT, env=env, text=True)
+
+    def result(self, timeout=900):
+        rc = self.proc.wait(timeout=timeout)
+        self.out.seek(0)
+        text = self.out.read()
+        res = result_lines(text)
+        if rc != 0 or len(res) != 1:
+            raise TestFailure("reference run failed (%d): %s" % (rc, text))
+        return res[0]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+START_RE = re.compile(r"^ckpt-run\[job (\d+) restart (\d+) ([\d-]+ [\d:]+)\]: start on \S+: "
+                      r"SLURM_RESTART_COUNT=(\S+): ", re.M)
+REQUEUE_RE = re.compile(r"^ckpt-run\[.*\]: checkpointed with more work left \(exit 75\); requeueing job",
+                        re.M)
+STOP_RE = re.compile(r"^heat: stopped after a checkpoint \((\w+)\)", re.M)
+CKPT_STOP_RE = re.compile(r"^ckpt: stopping after step (\d+) \((\w+)", re.M)
+
+
+def allocations(text):
+    """(restart, SLURM_RESTART_COUNT as printed, start time) of every allocation in a log."""
+    return [(int(m.group(2)), m.group(4), m.group(3)) for m in START_RE.finditer(text)]
+
+
+def resumed_from(text):
+    m = re.findall(r"^heat: n=\d+ steps=\d+ ranks=\d+ resumed_from=(\d+)", text, re.M)
+    return [int(x) for x in m]
+
+
+def parse_args(argv=None):
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--heat", help="path of build/bin/heat")
+    p.add_argument("--probe", help="path of the job_env probe")
+    p.add_argument("--launch", default="srun", choices=["srun", "mpirun"])
+    return p.parse_args(argv)
+
+
+def require_root_and_slurm():
+    """Exit 77 (ctest SKIP_RETURN_CODE) when this machine cannot run the test cluster."""
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(b)
+               and not os.path.exists("/usr/sbin/" + b)]
+    if missing or os.geteuid() != 0:
+        log("SKIP: needs root and", " ".join(missing) or "SLURM")
+        sys.exit(77)
+
+
+def restored(text):
+    """Steps restored by the ckpt core ("ckpt: restored step N from FILE ...")."""
+    return [int(x) for x in re.findall(r"^ckpt: restored step (\d+) from", text, re.M)]

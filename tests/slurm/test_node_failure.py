@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""A heat job (periodic checkpoints, --requeue) whose node goes down mid-run
+(`scontrol update nodename=... state=down`, then `state=resume`) is requeued by SLURM
+itself, not by ckpt-run, resumes from the last periodic checkpoint committed before the
+failure, and ends with the uninterrupted run's result. CKPT_SIGNALS=USR1 so that the
+SIGTERM slurmd sends on the node failure kills the ranks at once, as a lost node would,
+instead of letting them take a last checkpoint."""
+import glob
+import os
+import re
+import time
+import harness as h
+
+
+def committed_steps(ckdir):
+    return sorted(int(m.group(1)) for f in glob.glob(os.path.join(ckdir, "ckpt-*.h5"))
+                  for m in [re.search(r"ckpt-(\d+)\.h5$", f)] if m)
+
+
+def main():
+    args = h.parse_args()
+    h.require_root_and_slurm()
+    n = 512
+    rate = h.heat_rate(args.heat, n)
+    every = max(int(rate * 3), 10)          # a checkpoint about every 3 s
+    steps = every * 10                      # about 30 s of compute
+    with h.Cluster("nodefail") as c:
+        ckdir = os.path.join(c.work, "ckpt")
+        env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
+               "HEAT_EVERY": str(every), "CKPT_DIR": ckdir, "CKPT_KEEP": "0", "CKPT_SIGNALS": "USR1"}
+        job = c.sbatch(h.HEAT_SBATCH, "--time=10", "--ntasks=2", "--output=" + os.path.join(c.work, "job.out"),
+                       env=env)
+        ref = h.Reference(args.heat, n, steps, 2, c.work)
+        try:
+            c.wait_state(job, {"RUNNING"}, 60)
+            c.wait_for("two periodic checkpoints", lambda: len(committed_steps(ckdir)) >= 2, 120)
+            time.sleep(every / rate / 2)  # between two checkpoints
+            before = committed_steps(ckdir)
+            c.scontrol("update", "nodename=" + c.node, "state=down", "reason=ckpt-node-failure-test")
+            after = committed_steps(ckdir)
+            h.log("node %s set down; committed checkpoints before %s after %s" % (c.node, before[-1:], after[-1:]))
+            c.wait_for("SLURM to requeue the job",
+                       lambda: c.job(job).get("Restarts") == "1", 60)
+            state = c.sinfo("%T")
+            h.log("node state after the failure: %s" % state)
+            if "down" in state or "drain" in state:
+                c.scontrol("update", "nodename=" + c.node, "state=resume")
+                h.log("node resumed")
+            info = c.wait_done(job, 300)
+            expected = ref.result()
+        finally:
+            ref.kill()
+        text = c.read("job.out")
+        h.log("job %d: %s, Restarts=%s, allocations %s" % (job, info["JobState"], info["Restarts"], h.allocations(text)))
+        h.check(info["JobState"] == "COMPLETED", "job ended %s" % info["JobState"])
+        h.check(info["Restarts"] == "1", "Restarts=%s, expected 1" % info["Restarts"])
+        h.check("NODE FAILURE" in text, "the log does not show the node failure")
+        h.check(not h.REQUEUE_RE.findall(text), "ckpt-run requeued: SLURM should have done it")
+        h.check(not h.STOP_RE.findall(text), "the app stopped with a checkpoint; it should have been killed")
+        got_restored = h.restored(text)
+        h.check(len(got_restored) == 1, "restored %s, expected one restore" % got_restored)
+        r = got_restored[0]
+        h.check(r % every == 0 and r in (before[-1], after[-1]) and 0 < r < steps,
+                "resumed from step %d, expected the newest periodic checkpoint (%d or %d, every %d)"
+                % (r, before[-1], after[-1], every))
+        h.check(h.resumed_from(text) == [r], "heat reports resumed_from=%s" % h.resumed_from(text))
+        got = h.result_lines(text)
+        h.log("result %s, uninterrupted %s" % (got, expected))
+        h.check(got == [expected], "result %s differs from the uninterrupted run's %s" % (got, expected))
+
+
+if __name__ == "__main__":
+    h.run_main(main)

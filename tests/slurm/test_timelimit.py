@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""A heat job with a 1-minute time limit and --signal=B:USR1@20 runs across at least 3
+allocations (checkpoint on SLURM's warning, requeue by slurm/ckpt-run, resume) and ends
+with the same `result:` as an uninterrupted run. SLURM_RESTART_COUNT is visible in the
+log and the output of every allocation is kept (--open-mode=append).
+
+Timing facts (Slurm 22.05, checked by this test): slurmctld tests time limits every 30 s
+and sends the B:USR1@T warning at the first test where the time left is <= T + 30 s, so
+with T = 20 the warning comes 10..40 s after the start. The job is sized to need about
+100 s of compute, more than two allocations can give it."""
+import os
+import harness as h
+
+LIMIT_MIN = 1
+WARN = 20
+MAX_ALLOC_COMPUTE = 40  # seconds of compute an allocation can get before the warning
+
+
+def main():
+    args = h.parse_args()
+    h.require_root_and_slurm()
+    n = 512
+    rate = h.heat_rate(args.heat, n)
+    steps = int(rate * MAX_ALLOC_COMPUTE * 2.5)
+    with h.Cluster("timelimit") as c:
+        ckdir = os.path.join(c.work, "ckpt")
+        env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
+               "HEAT_EVERY": "0", "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch}
+        job = c.sbatch(h.HEAT_SBATCH, "--time=%d" % LIMIT_MIN, "--signal=B:USR1@%d" % WARN,
+                       "--ntasks=2", "--output=" + os.path.join(c.work, "job.out"), env=env)
+        ref = h.Reference(args.heat, n, steps, 2, c.work)
+        try:
+            info = c.wait_done(job, timeout=540)
+            expected = ref.result()
+        finally:
+            ref.kill()
+        text = c.read("job.out")
+        allocs = h.allocations(text)
+        h.log("job %d: %s after %s restarts; allocations: %s" % (job, info["JobState"], info["Restarts"], allocs))
+        h.check(info["JobState"] == "COMPLETED", "job ended %s, not COMPLETED" % info["JobState"])
+        restarts = int(info["Restarts"])
+        h.check(restarts >= 2, "job ran in %d allocation(s), expected at least 3" % (restarts + 1))
+        # Output of every allocation kept, in order, each showing SLURM_RESTART_COUNT.
+        h.check([a[0] for a in allocs] == list(range(restarts + 1)),
+                "log does not hold one header per allocation 0..%d: %s" % (restarts, allocs))
+        h.check(allocs[0][1] == "unset" and [a[1] for a in allocs[1:]] == [str(i) for i in range(1, restarts + 1)],
+                "SLURM_RESTART_COUNT in the log is not unset,1,2,...: %s" % [a[1] for a in allocs])
+        # Every allocation but the last stopped on the warning signal, checkpointed and was
+        # requeued by ckpt-run exactly once; none was killed at the time limit.
+        stops = h.STOP_RE.findall(text)
+        h.check(stops == ["signal"] * restarts, "stop reasons %s, expected %d x signal" % (stops, restarts))
+        h.check(len(h.REQUEUE_RE.findall(text)) == restarts,
+                "ckpt-run requeued %d times for %d restarts" % (len(h.REQUEUE_RE.findall(text)), restarts))
+        h.check("DUE TO TIME LIMIT" not in text, "an allocation was killed at its time limit")
+        # Each allocation resumed where the previous one stopped; the last one finished.
+        stop_steps = [int(s) for s, _ in h.CKPT_STOP_RE.findall(text)]
+        h.check(len(stop_steps) == restarts and stop_steps == sorted(stop_steps) and stop_steps[0] > 0,
+                "checkpoint steps on stop: %s" % stop_steps)
+        h.check(h.restored(text) == stop_steps,
+                "allocations restored steps %s, stops were at %s" % (h.restored(text), stop_steps))
+        h.check(h.resumed_from(text) == [stop_steps[-1]],
+                "final allocation resumed from %s, last stop was at step %d" % (h.resumed_from(text), stop_steps[-1]))
+        got = h.result_lines(text)
+        h.log("result %s, uninterrupted %s" % (got, expected))
+        h.check(got == [expected], "result %s differs from the uninterrupted run's %s" % (got, expected))
+
+
+if __name__ == "__main__":
+    h.run_main(main)
