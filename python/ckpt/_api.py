@@ -365,9 +365,12 @@ class _Loader:
                     "To load it on a different number of ranks, pass like= with a "
                     "ckpt.Distributed(local, offset, global_shape) template for this key that "
                     "gives this rank's new block.")
-            b = self.my_block(f)
-            offset = tuple(b["offset"][:len(glob)])
-            count = tuple(b["count"][:len(glob)])
+            mine = [b for b in f["blocks"] if b["rank"] == self.rank]
+            if mine:
+                offset = tuple(mine[0]["offset"][:len(glob)])
+                count = tuple(mine[0]["count"][:len(glob)])
+            else:  # this rank's block was empty (empty blocks are not listed)
+                offset, count = (0,) * len(glob), (0,) * len(glob)
             target = None
         user_dt = np.dtype(node["dtype"])
         result = None

@@ -1,0 +1,83 @@
+"""ck.Checkpointer: restore(default_state), steps(total), policy and early stop."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import ckpt as ck
+
+
+def run(comm, d, total, every=3, stop_at=None, signal_at=None, **kw):
+    """A small solver: x[i] = 0.5 * x[i] + step, distributed over ranks."""
+    n = comm.size
+    cp = ck.Checkpointer(comm, d, every=every, keep=0, **kw)
+    st = cp.restore({"x": ck.Distributed(np.zeros(4), (4 * comm.rank,), (4 * n,)), "t": 0.0,
+                     "log": []})
+    x = st["x"].local
+    for step in cp.steps(total):
+        x[:] = 0.5 * x + step + comm.rank
+        st["t"] += 0.1
+        st["log"].append(step)
+        if stop_at is not None and step == stop_at and comm.rank == 0:
+            cp.request_stop()                 # on one rank only: the stop is agreed
+        if signal_at is not None and step == signal_at and comm.rank == comm.size - 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+    cp.close()
+    return cp, st
+
+
+def steps_on_disk(d):
+    return sorted(s for s, _ in ck.list_checkpoints(d))
+
+
+def test_loop_saves_every_n_and_at_the_end(comm, shared_dir):
+    cp, st = run(comm, shared_dir, 10, every=3)
+    assert cp.stopped == "finished" and not cp.stopped and cp.exit_code == 0
+    assert steps_on_disk(shared_dir) == [3, 6, 9, 10]
+    assert st["log"] == list(range(10))
+    # A new run restores the final state and has nothing left to do.
+    cp2, st2 = run(comm, shared_dir, 10)
+    assert cp2.restored_step == 10 and st2["log"] == list(range(10))
+    assert np.array_equal(st2["x"].local, st["x"].local)
+
+
+def test_request_stop_checkpoints_and_resumes_bitwise(comm, shared_dir):
+    cp, st = run(comm, shared_dir, 40, every=0, stop_at=5)
+    assert cp.stopped == "requested" and cp.stopped and cp.exit_code == ck.EXIT_MORE_WORK
+    stopped_after = cp.step
+    assert 6 <= stopped_after < 40
+    assert steps_on_disk(shared_dir) == [stopped_after]
+    cp2, st2 = run(comm, shared_dir, 40, every=0)
+    assert cp2.restored_step == stopped_after and cp2.stopped == "finished"
+    _, ref = run(comm, os.path.join(shared_dir, "ref"), 40, every=0)
+    assert st2["log"] == list(range(40)) == ref["log"]
+    assert st2["x"].local.tobytes() == ref["x"].local.tobytes()
+    assert st2["t"] == ref["t"]
+
+
+def test_signal_stops_the_loop(comm, shared_dir):
+    cp, st = run(comm, shared_dir, 60, every=0, signal_at=3)
+    assert cp.stopped == "signal" and cp.exit_code == 75
+    assert steps_on_disk(shared_dir) == [cp.step]
+
+
+def test_exit_on_stop(comm, shared_dir):
+    with pytest.raises(SystemExit) as e:
+        run(comm, shared_dir, 60, every=0, stop_at=2, exit_on_stop=True)
+    assert e.value.code == ck.EXIT_MORE_WORK
+    assert len(steps_on_disk(shared_dir)) == 1
+
+
+def test_environment_wins(comm, shared_dir, monkeypatch):
+    monkeypatch.setenv("CKPT_EVERY", "4")
+    cp, _ = run(comm, shared_dir, 9, every=2)
+    assert steps_on_disk(shared_dir) == [4, 8, 9]
+
+
+def test_steps_before_restore_is_an_error(comm, shared_dir):
+    cp = ck.Checkpointer(comm, shared_dir)
+    with pytest.raises(ck.CheckpointError):
+        next(iter(cp.steps(3)))
+    cp.close()
