@@ -103,35 +103,57 @@ def parse(out):
     return m.group(1), tuple(int(x) for x in d.groups()), float(e.group(1))
 
 
-def interrupted(ckdir, nps, n, steps, every, rng, duration, max_kills):
+def newest_step(ckdir):
+    """Step of the newest committed checkpoint in ckdir (file ckpt-<step>.h5), or None."""
+    steps = [int(m.group(1)) for f in (os.listdir(ckdir) if os.path.isdir(ckdir) else [])
+             for m in [re.fullmatch(r"ckpt-(\d+)\.h5", f)] if m]
+    return max(steps) if steps else None
+
+
+def interrupted(ckdir, nps, n, steps, every, rng, duration, max_kills, after_checkpoint=False):
     """Runs to completion, killing the job with SIGKILL at random moments; the rank count of
-    each attempt cycles through nps. Returns (output of the final run, kills, resumes)."""
-    kills = resumes = 0
+    each attempt cycles through nps. With after_checkpoint, each kill comes at a random moment
+    after the attempt committed a new checkpoint, so every next attempt resumes from one.
+    Returns (output of the final run, kills, resumed attempts, resumed on another rank count)."""
+    kills = resumes = resharded = 0
     attempt = 0
+    writer = None  # rank count of the attempt that wrote the newest checkpoint
     while True:
         np = nps[attempt % len(nps)]
         attempt += 1
         cmd = command(np, ckdir, n, steps, every)
+        s0 = newest_step(ckdir)
+        if s0 is not None:
+            resumes += 1
+            resharded += writer != np
+        note = f" (resuming step {s0} written on np={writer})" if s0 is not None else ""
         if kills < max_kills:
-            delay = rng.uniform(0.15, 0.9) * duration
             p = start(cmd)
+            t0 = time.time()
+            if after_checkpoint:
+                while p.poll() is None and newest_step(ckdir) == s0 and time.time() - t0 < 60:
+                    time.sleep(0.01)
+                delay = rng.uniform(0.0, 0.4) * duration
+            else:
+                delay = rng.uniform(0.15, 0.9) * duration
             try:
                 out, _ = p.communicate(timeout=delay)
             except subprocess.TimeoutExpired:
                 kill_job(p)
-                out = p.stdout.read() if p.stdout else ""
                 kills += 1
-                resumes += "resumed at step" in out
-                print(f"  np={np}: SIGKILL after {delay:.2f}s" +
-                      (" (had resumed)" if "resumed at step" in out else ""))
+                if newest_step(ckdir) != s0:
+                    writer = np
+                print(f"  np={np}: SIGKILL after {time.time() - t0:.2f}s{note}, newest "
+                      f"checkpoint now {newest_step(ckdir)}")
                 continue
             if p.returncode != 0:
                 raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{out}")
         else:
             out, _ = run(cmd)
-        resumes += "resumed at step" in out
-        print(f"  np={np}: finished" + (" after resuming" if "resumed at step" in out else ""))
-        return out, kills, resumes
+        if s0 is not None:
+            assert f"resumed at step {s0}" in out, f"did not resume at step {s0}:\n{out}"
+        print(f"  np={np}: finished{note}")
+        return out, kills, resumes, resharded
 
 
 def reference(scratch, np, n, steps, every):
@@ -146,10 +168,10 @@ def scenario_kill(scratch, rng):
     ref, dt = reference(scratch, np, ARGS.n, ARGS.steps, ARGS.every)
     for trial in range(ARGS.trials):
         ckdir = os.path.join(scratch, f"kill-{trial}")
-        out, kills, resumes = interrupted(ckdir, [np], ARGS.n, ARGS.steps, ARGS.every, rng, dt,
-                                          ARGS.kills)
+        out, kills, resumes, _ = interrupted(ckdir, [np], ARGS.n, ARGS.steps, ARGS.every, rng,
+                                             dt, ARGS.kills)
         got = parse(out)[0]
-        print(f"trial {trial}: {kills} kills, {resumes} resumed runs, result {got}")
+        print(f"trial {trial}: {kills} kills, {resumes} resumed attempts, result {got}")
         assert got == ref, f"interrupted run gave {got}, uninterrupted {ref}"
         assert resumes > 0 or kills == 0, "no run resumed from a checkpoint"
     return ref
@@ -158,11 +180,12 @@ def scenario_kill(scratch, rng):
 def scenario_reshard(scratch, rng):
     ref, dt = reference(scratch, 1, ARGS.n, ARGS.steps, ARGS.every)
     ckdir = os.path.join(scratch, "reshard")
-    out, kills, resumes = interrupted(ckdir, ARGS.np, ARGS.n, ARGS.steps, ARGS.every, rng, dt,
-                                      ARGS.kills)
+    out, kills, resumes, resharded = interrupted(ckdir, ARGS.np, ARGS.n, ARGS.steps, ARGS.every,
+                                                 rng, dt, ARGS.kills, after_checkpoint=True)
     got = parse(out)[0]
-    print(f"{kills} kills across np {ARGS.np}, {resumes} resumed runs, result {got}")
-    assert resumes > 0, "no run resumed from a checkpoint"
+    print(f"{kills} kills across np {ARGS.np}, {resumes} resumed attempts, {resharded} of them "
+          f"on another rank count than the checkpoint's, result {got}")
+    assert resharded >= min(kills, len(ARGS.np) - 1), "too few resumes on another rank count"
     assert got == ref, f"resharded run gave {got}, uninterrupted np=1 {ref}"
 
 
