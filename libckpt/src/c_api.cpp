@@ -324,7 +324,8 @@ ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop) {
     if (stop) *stop = 0;
     if (!h) return fail(h, "step", "handle is NULL (open it with ckpt_open)");
     if (h->cp.should_checkpoint(step)) {
-      h->cp.save(step, time);
+      if (h->cp.stats().last_step != step) // not saved at this step already (ckpt_save)
+        h->cp.save(step, time);
       if (stop_reason(h->cp) != ckpt::StopReason::none) {
         // acted on, as the C++ loop helper does: a later checkpointer starts clean
         ckpt::detail::clear_stop_flag();

@@ -487,6 +487,20 @@ static void test_request_stop(void) {
   CHECK(restored == 1 && step == stop_at && a.h == (double)stop_at);
   CHECK_OK(ckpt_close(&h));
 
+  /* a stop right after an explicit save of the same step saves once */
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, scratch("request_stop_saved"), NULL, &h));
+  protect(h, &a);
+  CHECK_OK(ckpt_restore(h, NULL, NULL));
+  CHECK_OK(ckpt_request_stop(h));
+  stop = 0;
+  for (step = 1; step <= 3 && !stop; ++step) {
+    CHECK_OK(ckpt_save(h, step, 0));
+    CHECK_OK(ckpt_step(h, step, 0, &stop));
+  }
+  CHECK(stop == 1 && ckpt_exit_code(h) == CKPT_EXIT_MORE_WORK);
+  CHECK_OK(ckpt_close(&h));
+  CHECK(count_checkpoints(scratch("request_stop_saved")) == (int)step - 1);
+
   /* the stop was acted on: a new checkpointer in this process runs on */
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, scratch("request_stop_after"), NULL, &h));
   CHECK_OK(ckpt_restore(h, NULL, NULL));
