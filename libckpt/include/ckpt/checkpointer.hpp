@@ -162,6 +162,7 @@ public:
   struct Impl;
 
 private:
+  friend class StepRange;
   std::unique_ptr<Impl> impl_;
 };
 

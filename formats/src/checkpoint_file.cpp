@@ -1,0 +1,526 @@
+#include <ckpt/formats/checkpoint_file.hpp>
+#include <ckpt/formats/checksum.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <type_traits>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <sys/stat.h>
+
+namespace ckpt::formats {
+
+namespace {
+
+hid_t native_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return H5T_NATIVE_UINT8;
+  case Dtype::i8: return H5T_NATIVE_INT8;
+  case Dtype::u16: return H5T_NATIVE_UINT16;
+  case Dtype::i16: return H5T_NATIVE_INT16;
+  case Dtype::u32: return H5T_NATIVE_UINT32;
+  case Dtype::i32: return H5T_NATIVE_INT32;
+  case Dtype::u64: return H5T_NATIVE_UINT64;
+  case Dtype::i64: return H5T_NATIVE_INT64;
+  case Dtype::f32: return H5T_NATIVE_FLOAT;
+  case Dtype::f64: return H5T_NATIVE_DOUBLE;
+  }
+  throw Error(Errc::internal, -1, "unknown dtype");
+}
+
+// The dtype of a dataset's stored type; nothing for types ckpt does not write.
+bool dtype_of_h5(hid_t type, Dtype &out) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const std::size_t size = H5Tget_size(type);
+  if (cls == H5T_INTEGER) {
+    const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    switch (size) {
+    case 1: out = is_signed ? Dtype::i8 : Dtype::u8; return true;
+    case 2: out = is_signed ? Dtype::i16 : Dtype::u16; return true;
+    case 4: out = is_signed ? Dtype::i32 : Dtype::u32; return true;
+    case 8: out = is_signed ? Dtype::i64 : Dtype::u64; return true;
+    default: return false;
+    }
+  }
+  if (cls == H5T_FLOAT) {
+    if (size == 4) { out = Dtype::f32; return true; }
+    if (size == 8) { out = Dtype::f64; return true; }
+  }
+  return false;
+}
+
+std::vector<hsize_t> dims(const Shape &s) { return {s.begin(), s.end()}; }
+
+h5::Handle make_space(const Shape &s) {
+  if (s.empty())
+    return h5::Handle(H5Screate(H5S_SCALAR), "creating a scalar dataspace");
+  auto d = dims(s);
+  return h5::Handle(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr),
+                    "creating a dataspace");
+}
+
+// Selects offset/count in `space` (or nothing when `none` or the count is empty).
+void select(hid_t space, const Shape &offset, const Shape &count, bool none) {
+  if (none || (!count.empty() && volume(count) == 0)) {
+    h5::check(H5Sselect_none(space), "selecting nothing");
+    return;
+  }
+  if (count.empty()) {
+    h5::check(H5Sselect_all(space), "selecting a scalar");
+    return;
+  }
+  auto o = dims(offset), c = dims(count);
+  h5::check(H5Sselect_hyperslab(space, H5S_SELECT_SET, o.data(), nullptr, c.data(), nullptr),
+            "selecting a hyperslab");
+}
+
+void write_attr_string(hid_t obj, const char *name, const std::string &value) {
+  h5::Handle type(H5Tcopy(H5T_C_S1), "copying the string type");
+  h5::check(H5Tset_size(type, H5T_VARIABLE), "making a variable-length string type");
+  h5::check(H5Tset_cset(type, H5T_CSET_UTF8), "setting UTF-8");
+  h5::Handle space(H5Screate(H5S_SCALAR), "creating a scalar dataspace");
+  h5::Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT),
+                  fmt::format("creating attribute '{}'", name));
+  const char *p = value.c_str();
+  h5::check(H5Awrite(attr, type, &p), fmt::format("writing attribute '{}'", name));
+}
+
+template <class T> void write_attr(hid_t obj, const char *name, hid_t type, const T *v, hsize_t n) {
+  h5::Handle space = n == 0 ? h5::Handle(H5Screate(H5S_SCALAR), "creating a scalar dataspace")
+                            : h5::Handle(H5Screate_simple(1, &n, nullptr), "creating a dataspace");
+  h5::Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT),
+                  fmt::format("creating attribute '{}'", name));
+  h5::check(H5Awrite(attr, type, v), fmt::format("writing attribute '{}'", name));
+}
+
+bool has_attr(hid_t obj, const char *name) { return H5Aexists(obj, name) > 0; }
+
+std::string read_attr_string(hid_t obj, const char *name) {
+  h5::Handle attr(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute '{}'", name));
+  h5::Handle ftype(H5Aget_type(attr), "getting an attribute type");
+  if (H5Tget_class(ftype) != H5T_STRING)
+    throw Error(Errc::corrupt, -1, fmt::format("attribute '{}' is not a string", name));
+  if (H5Tis_variable_str(ftype) > 0) {
+    h5::Handle mtype(H5Tcopy(H5T_C_S1), "copying the string type");
+    H5Tset_size(mtype, H5T_VARIABLE);
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    char *p = nullptr;
+    h5::check(H5Aread(attr, mtype, &p), fmt::format("reading attribute '{}'", name));
+    std::string s = p ? p : "";
+    if (p)
+      H5free_memory(p);
+    return s;
+  }
+  std::size_t n = H5Tget_size(ftype);
+  std::string s(n, '\0');
+  h5::check(H5Aread(attr, ftype, s.data()), fmt::format("reading attribute '{}'", name));
+  s.resize(std::strlen(s.c_str()));
+  return s;
+}
+
+template <class T> std::vector<T> read_attr(hid_t obj, const char *name, hid_t type) {
+  h5::Handle attr(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute '{}'", name));
+  h5::Handle space(H5Aget_space(attr), "getting an attribute dataspace");
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 1 || n > 64)
+    throw Error(Errc::corrupt, -1, fmt::format("attribute '{}' has {} values", name, n));
+  std::vector<T> v(static_cast<std::size_t>(n));
+  h5::check(H5Aread(attr, type, v.data()), fmt::format("reading attribute '{}'", name));
+  return v;
+}
+
+std::string iso_utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Writes a 2-D int64 or 1-D uint64 table from rank 0; the other ranks select nothing.
+void write_table(hid_t group, const char *name, hid_t type, const void *data, const Shape &shape,
+                 bool mine, hid_t dxpl) {
+  h5::Handle space = make_space(shape);
+  h5::Handle ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                fmt::format("creating table '{}'", name));
+  h5::Handle fsel(H5Dget_space(ds), "getting a dataspace");
+  h5::Handle msel = make_space(shape);
+  select(fsel, Shape(shape.size(), 0), shape, !mine);
+  select(msel, Shape(shape.size(), 0), shape, !mine);
+  h5::check(H5Dwrite(ds, type, msel, fsel, dxpl, data), fmt::format("writing table '{}'", name));
+}
+
+std::vector<std::int64_t> block_table(const FieldInfo &f, std::size_t &width) {
+  const std::size_t nd = f.shape.size();
+  width = 1 + 2 * nd;
+  std::vector<std::int64_t> t;
+  t.reserve(f.blocks.size() * width);
+  for (const auto &b : f.blocks) {
+    t.push_back(b.rank);
+    for (auto o : b.offset)
+      t.push_back(static_cast<std::int64_t>(o));
+    for (auto c : b.count)
+      t.push_back(static_cast<std::int64_t>(c));
+  }
+  return t;
+}
+
+} // namespace
+
+std::uint64_t header_checksum(const CheckpointInfo &info) {
+  std::string s = fmt::format("{}|{}.{}|{}|{}|{:a}|{}|{}|{}", info.format, info.format_major,
+                              info.format_minor, info.library_version, info.step, info.time,
+                              info.nranks, info.created, info.checksum_algorithm);
+  for (const auto &[k, v] : info.metadata)
+    s += fmt::format("|m:{}={}", k, v);
+  // Fields in name order: the order HDF5 lists them in, whatever order they were written.
+  std::vector<const FieldInfo *> sorted;
+  for (const auto &f : info.fields)
+    sorted.push_back(&f);
+  std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) { return a->name < b->name; });
+  for (const FieldInfo *fp : sorted) {
+    const FieldInfo &f = *fp;
+    s += fmt::format("|f:{}:{}:{}:{}", f.name, kind_name(f.kind), dtype_name(f.dtype),
+                     fmt::join(f.shape, "x"));
+    for (const auto &b : f.blocks)
+      s += fmt::format("|b:{}:{}:{}:{}:{:x}", b.rank, fmt::join(b.offset, ","),
+                       fmt::join(b.count, ","), fmt::join(b.local_shape, ","), b.checksum);
+  }
+  return checksum(s.data(), s.size());
+}
+
+void write_file(MPI_Comm comm, const std::string &path, const Header &header,
+                const std::vector<FieldWrite> &fields) {
+  h5::silence_errors();
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+
+  CheckpointInfo info;
+  info.format = format_name;
+  info.format_major = format_major;
+  info.format_minor = format_minor;
+  info.library_version = library_version();
+  info.step = header.step;
+  info.time = header.time;
+  info.nranks = header.nranks;
+  info.created = iso_utc_now();
+  info.checksum_algorithm = std::string(checksum_algorithm);
+  info.metadata = header.metadata;
+  // All ranks must write identical attribute values: rank 0's clock decides.
+  {
+    char buf[32] = {};
+    std::snprintf(buf, sizeof buf, "%s", info.created.c_str());
+    MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, comm);
+    info.created = buf;
+  }
+  for (const auto &f : fields)
+    info.fields.push_back(FieldInfo{f.name, f.kind, f.dtype, f.shape, f.blocks});
+
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "creating file access properties");
+  h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "selecting the MPI-IO driver");
+  h5::check(H5Pset_coll_metadata_write(fapl, true), "enabling collective metadata writes");
+  // Large datasets start on 1 MiB boundaries: whole stripes and aligned direct I/O.
+  h5::check(H5Pset_alignment(fapl, 1 << 20, 1 << 20), "setting alignment");
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                  fmt::format("creating {}", path));
+
+  write_attr_string(file, "ckpt_format", info.format);
+  const std::int32_t version[2] = {format_major, format_minor};
+  write_attr(file, "ckpt_format_version", H5T_NATIVE_INT32, version, 2);
+  write_attr_string(file, "ckpt_library_version", info.library_version);
+  write_attr(file, "step", H5T_NATIVE_INT64, &info.step, 0);
+  write_attr(file, "time", H5T_NATIVE_DOUBLE, &info.time, 0);
+  const std::int32_t nranks = info.nranks;
+  write_attr(file, "nranks", H5T_NATIVE_INT32, &nranks, 0);
+  write_attr_string(file, "created", info.created);
+  write_attr_string(file, "ckpt_checksum", info.checksum_algorithm);
+  for (const auto &[k, v] : info.metadata)
+    write_attr_string(file, ("meta." + k).c_str(), v);
+  const std::uint64_t hsum = header_checksum(info);
+  write_attr(file, "ckpt_header_checksum", H5T_NATIVE_UINT64, &hsum, 0);
+
+  h5::Handle dxpl(H5Pcreate(H5P_DATASET_XFER), "creating transfer properties");
+  h5::check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "selecting collective transfers");
+  h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), "creating dataset properties");
+  h5::check(H5Pset_layout(dcpl, H5D_CONTIGUOUS), "choosing contiguous layout");
+  h5::check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "disabling fill values");
+  h5::check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "choosing early allocation");
+
+  h5::Handle meta(H5Gcreate2(file, meta_group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  "creating the _ckpt group");
+  for (const auto &f : fields) {
+    const std::string what = fmt::format("field '{}'", f.name);
+    h5::Handle space = make_space(f.shape);
+    h5::Handle ds(H5Dcreate2(file, f.name.c_str(), native_type(f.dtype), space, H5P_DEFAULT, dcpl,
+                             H5P_DEFAULT),
+                  "creating dataset for " + what);
+    write_attr_string(ds, "ckpt_kind", std::string(kind_name(f.kind)));
+    h5::Handle fsel(H5Dget_space(ds), "getting a dataspace");
+    select(fsel, f.offset, f.count, !f.write);
+    h5::Handle msel = make_space(f.memory);
+    select(msel, f.memory_offset, f.count, !f.write);
+    static const std::uint64_t nothing = 0; // HDF5 wants a buffer even for empty selections
+    const void *src = f.write && f.data ? f.data : &nothing;
+    h5::check(H5Dwrite(ds, native_type(f.dtype), msel, fsel, dxpl, src), "writing " + what);
+
+    h5::Handle g(H5Gcreate2(meta, f.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                 "creating the block tables of " + what);
+    std::size_t width = 0;
+    auto table = block_table(info.fields[static_cast<std::size_t>(&f - fields.data())], width);
+    const std::uint64_t nb = f.blocks.size();
+    write_table(g, "blocks", H5T_NATIVE_INT64, table.data(), {nb, width}, rank == 0, dxpl);
+    std::vector<std::uint64_t> sums;
+    for (const auto &b : f.blocks)
+      sums.push_back(b.checksum);
+    write_table(g, "checksums", H5T_NATIVE_UINT64, sums.data(), {nb}, rank == 0, dxpl);
+    if (f.kind == Kind::per_rank) {
+      const std::uint64_t lnd = f.blocks.empty() ? 0 : f.blocks[0].local_shape.size();
+      const std::int32_t lnd32 = static_cast<std::int32_t>(lnd);
+      write_attr(ds, "ckpt_local_ndim", H5T_NATIVE_INT32, &lnd32, 0);
+      if (lnd > 0) {
+        std::vector<std::int64_t> ls;
+        for (const auto &b : f.blocks)
+          for (auto d : b.local_shape)
+            ls.push_back(static_cast<std::int64_t>(d));
+        write_table(g, "local_shapes", H5T_NATIVE_INT64, ls.data(), {nb, lnd}, rank == 0, dxpl);
+      }
+    }
+  }
+  meta.close();
+  file.close();
+}
+
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct LinkList {
+  std::vector<std::string> names;
+};
+
+herr_t collect_link(hid_t, const char *name, const H5L_info_t *, void *data) {
+  static_cast<LinkList *>(data)->names.emplace_back(name);
+  return 0;
+}
+
+template <class T = std::int64_t>
+std::vector<T> read_table(hid_t group, const char *name, std::uint64_t rows, std::uint64_t cols,
+                          const std::string &field) {
+  h5::Handle ds(H5Dopen2(group, name, H5P_DEFAULT),
+                fmt::format("opening table '{}' of field '{}'", name, field));
+  h5::Handle space(H5Dget_space(ds), "getting a dataspace");
+  const int nd = H5Sget_simple_extent_ndims(space);
+  hsize_t d[2] = {0, 0};
+  H5Sget_simple_extent_dims(space, d, nullptr);
+  const bool ok = cols == 0 ? (nd == 1 && d[0] == rows) : (nd == 2 && d[0] == rows && d[1] == cols);
+  if (!ok)
+    throw Error(Errc::corrupt, -1,
+                fmt::format("table '{}' of field '{}' has the wrong shape", name, field));
+  std::vector<T> v(static_cast<std::size_t>(rows * (cols ? cols : 1)));
+  const hid_t mtype = std::is_same_v<T, std::uint64_t> ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
+  if (!v.empty())
+    h5::check(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+              fmt::format("reading table '{}' of field '{}'", name, field));
+  return v;
+}
+
+std::uint64_t table_rows(hid_t group, const char *name, const std::string &field) {
+  h5::Handle ds(H5Dopen2(group, name, H5P_DEFAULT),
+                fmt::format("opening table '{}' of field '{}'", name, field));
+  h5::Handle space(H5Dget_space(ds), "getting a dataspace");
+  hsize_t d[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space) < 1)
+    throw Error(Errc::corrupt, -1, fmt::format("table '{}' of field '{}' is malformed", name, field));
+  H5Sget_simple_extent_dims(space, d, nullptr);
+  return d[0];
+}
+
+FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks) {
+  FieldInfo f;
+  f.name = name;
+  h5::Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), fmt::format("opening field '{}'", name));
+  const std::string kind = read_attr_string(ds, "ckpt_kind");
+  if (kind == "distributed")
+    f.kind = Kind::distributed;
+  else if (kind == "replicated")
+    f.kind = Kind::replicated;
+  else if (kind == "per_rank")
+    f.kind = Kind::per_rank;
+  else
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' has unknown kind '{}'", name, kind));
+  h5::Handle type(H5Dget_type(ds), "getting a dataset type");
+  if (!dtype_of_h5(type, f.dtype))
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' has an unsupported element type", name));
+  h5::Handle space(H5Dget_space(ds), "getting a dataspace");
+  const int nd = H5Sget_simple_extent_ndims(space);
+  if (nd < 0 || nd > 32)
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' has a bad dataspace", name));
+  std::vector<hsize_t> d(static_cast<std::size_t>(nd));
+  if (nd > 0)
+    H5Sget_simple_extent_dims(space, d.data(), nullptr);
+  f.shape.assign(d.begin(), d.end());
+
+  h5::Handle g(H5Gopen2(meta, name.c_str(), H5P_DEFAULT),
+               fmt::format("opening the block tables of field '{}'", name));
+  const std::uint64_t nb = table_rows(g, "checksums", name);
+  if (nb > (1u << 24))
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' claims {} blocks", name, nb));
+  const std::uint64_t width = 1 + 2 * f.shape.size();
+  auto table = read_table(g, "blocks", nb, width, name);
+  auto sums = read_table<std::uint64_t>(g, "checksums", nb, 0, name);
+  std::uint64_t lnd = 0;
+  std::vector<std::int64_t> local;
+  if (f.kind == Kind::per_rank) {
+    lnd = static_cast<std::uint64_t>(read_attr<std::int32_t>(ds, "ckpt_local_ndim", H5T_NATIVE_INT32)[0]);
+    if (lnd > 32)
+      throw Error(Errc::corrupt, -1, fmt::format("field '{}' has a bad local rank", name));
+    if (lnd > 0)
+      local = read_table(g, "local_shapes", nb, lnd, name);
+  }
+  const std::uint64_t total = volume(f.shape);
+  std::uint64_t covered = 0;
+  for (std::uint64_t i = 0; i < nb; ++i) {
+    BlockInfo b;
+    const std::int64_t *row = &table[i * width];
+    b.rank = static_cast<int>(row[0]);
+    if (row[0] < 0 || row[0] >= nranks)
+      throw Error(Errc::corrupt, -1, fmt::format("field '{}' block {} names rank {}", name, i, row[0]));
+    for (std::size_t k = 0; k < f.shape.size(); ++k) {
+      const std::int64_t o = row[1 + k], c = row[1 + f.shape.size() + k];
+      if (o < 0 || c < 0 || static_cast<std::uint64_t>(o + c) > f.shape[k])
+        throw Error(Errc::corrupt, -1,
+                    fmt::format("field '{}' block {} lies outside the dataset", name, i));
+      b.offset.push_back(static_cast<std::uint64_t>(o));
+      b.count.push_back(static_cast<std::uint64_t>(c));
+    }
+    if (f.kind == Kind::per_rank) {
+      for (std::uint64_t k = 0; k < lnd; ++k) {
+        if (local[i * lnd + k] < 0)
+          throw Error(Errc::corrupt, -1, fmt::format("field '{}' block {} has a bad shape", name, i));
+        b.local_shape.push_back(static_cast<std::uint64_t>(local[i * lnd + k]));
+      }
+      if (volume(b.local_shape) != volume(b.count))
+        throw Error(Errc::corrupt, -1,
+                    fmt::format("field '{}' block {} size does not match its shape", name, i));
+    } else {
+      b.local_shape = b.count;
+    }
+    b.checksum = sums[i];
+    covered += volume(b.count);
+    f.blocks.push_back(std::move(b));
+  }
+  if (covered != total)
+    throw Error(Errc::corrupt, -1,
+                fmt::format("field '{}': blocks cover {} of {} elements", name, covered, total));
+  if (f.kind == Kind::per_rank && nb != static_cast<std::uint64_t>(nranks))
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' has {} blocks for {} ranks", name, nb, nranks));
+  return f;
+}
+
+} // namespace
+
+Reader::Reader(const std::string &path, MPI_Comm comm) {
+  h5::silence_errors();
+  info_.path = path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  info_.file_bytes = static_cast<std::uint64_t>(st.st_size);
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "creating file access properties");
+  if (comm != MPI_COMM_NULL)
+    h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "selecting the MPI-IO driver");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+  if (id < 0)
+    throw Error(Errc::corrupt, -1,
+                fmt::format("{} is not a readable HDF5 file ({})", path, h5::error_stack()));
+  file_ = h5::Handle(id, "opening " + path);
+  try {
+    if (!has_attr(file_, "ckpt_format") || read_attr_string(file_, "ckpt_format") != format_name)
+      throw Error(Errc::corrupt, -1, fmt::format("{} is not a ckpt checkpoint (no ckpt_format attribute)", path));
+    info_.format = format_name;
+    auto v = read_attr<std::int32_t>(file_, "ckpt_format_version", H5T_NATIVE_INT32);
+    if (v.size() != 2)
+      throw Error(Errc::corrupt, -1, fmt::format("{} has a malformed format version", path));
+    info_.format_major = v[0];
+    info_.format_minor = v[1];
+    if (v[0] != format_major)
+      throw Error(Errc::unsupported_version, -1,
+                  fmt::format("{} has format version {}.{}; this ckpt {} reads version {}.x only: "
+                              "use a ckpt release that supports it, or move the file away",
+                              path, v[0], v[1], library_version(), format_major));
+    info_.library_version = read_attr_string(file_, "ckpt_library_version");
+    info_.step = read_attr<std::int64_t>(file_, "step", H5T_NATIVE_INT64)[0];
+    info_.time = read_attr<double>(file_, "time", H5T_NATIVE_DOUBLE)[0];
+    info_.nranks = read_attr<std::int32_t>(file_, "nranks", H5T_NATIVE_INT32)[0];
+    if (info_.nranks < 1)
+      throw Error(Errc::corrupt, -1, fmt::format("{} has a bad rank count", path));
+    info_.created = read_attr_string(file_, "created");
+    info_.checksum_algorithm = read_attr_string(file_, "ckpt_checksum");
+    if (info_.checksum_algorithm != checksum_algorithm)
+      throw Error(Errc::unsupported_version, -1,
+                  fmt::format("{} uses checksum '{}', unknown to this ckpt", path, info_.checksum_algorithm));
+    const auto stored_sum = read_attr<std::uint64_t>(file_, "ckpt_header_checksum", H5T_NATIVE_UINT64)[0];
+
+    // Root attributes named meta.<key> are user metadata.
+    H5O_info_t oinfo{};
+    h5::check(H5Oget_info2(file_, &oinfo, H5O_INFO_NUM_ATTRS), "counting root attributes");
+    for (hsize_t i = 0; i < oinfo.num_attrs; ++i) {
+      h5::Handle a(H5Aopen_by_idx(file_, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT),
+                   "opening a root attribute");
+      ssize_t n = H5Aget_name(a, 0, nullptr);
+      std::string an(static_cast<std::size_t>(n < 0 ? 0 : n), '\0');
+      H5Aget_name(a, an.size() + 1, an.data());
+      if (an.rfind("meta.", 0) == 0)
+        info_.metadata[an.substr(5)] = read_attr_string(file_, an.c_str());
+    }
+
+    LinkList links;
+    hsize_t idx = 0;
+    h5::check(H5Literate(file_, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, &links),
+              "listing the fields");
+    if (H5Lexists(file_, meta_group, H5P_DEFAULT) <= 0)
+      throw Error(Errc::corrupt, -1, fmt::format("{} has no _ckpt group", path));
+    h5::Handle meta(H5Gopen2(file_, meta_group, H5P_DEFAULT), "opening the _ckpt group");
+    for (const auto &name : links.names) {
+      if (name == meta_group)
+        continue;
+      info_.fields.push_back(read_field(file_, meta, name, info_.nranks));
+    }
+    if (header_checksum(info_) != stored_sum)
+      throw Error(Errc::corrupt, -1,
+                  fmt::format("{}: header checksum mismatch (attributes or block tables damaged)", path));
+  } catch (const Error &e) {
+    if (e.code() == Errc::hdf5)
+      throw Error(Errc::corrupt, -1, fmt::format("{} is damaged: {}", path, e.detail()));
+    throw;
+  }
+}
+
+void Reader::read(const FieldInfo &field, const Shape &offset, const Shape &count, void *mem,
+                  const Shape &memory, const Shape &memory_offset, bool collective) {
+  const std::string what = fmt::format("field '{}' of {}", field.name, info_.path.string());
+  try {
+    h5::Handle ds(H5Dopen2(file_, field.name.c_str(), H5P_DEFAULT), "opening " + what);
+    h5::Handle fsel(H5Dget_space(ds), "getting a dataspace");
+    const bool none = mem == nullptr;
+    select(fsel, offset, count, none);
+    h5::Handle msel = make_space(memory);
+    select(msel, memory_offset, count, none);
+    h5::Handle dxpl(H5Pcreate(H5P_DATASET_XFER), "creating transfer properties");
+    if (collective)
+      h5::check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "selecting collective transfers");
+    std::uint64_t nothing = 0; // HDF5 wants a buffer even for empty selections
+    h5::check(H5Dread(ds, native_type(field.dtype), msel, fsel, dxpl, none ? &nothing : mem),
+              "reading " + what);
+  } catch (const Error &e) {
+    throw Error(Errc::corrupt, -1, e.detail());
+  }
+}
+
+void Reader::close() { file_.close(); }
+
+} // namespace ckpt::formats

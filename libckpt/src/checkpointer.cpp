@@ -1,0 +1,944 @@
+#include "job_env.hpp"
+#include "signals.hpp"
+
+#include <ckpt/checkpointer.hpp>
+#include <ckpt/formats/checkpoint_file.hpp>
+#include <ckpt/formats/checksum.hpp>
+#include <ckpt/mpi/comm.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace ckpt {
+
+const char *stop_reason_name(StopReason r) noexcept {
+  switch (r) {
+  case StopReason::none: return "none";
+  case StopReason::finished: return "finished";
+  case StopReason::signal: return "signal";
+  case StopReason::time_limit: return "time_limit";
+  case StopReason::requested: return "requested";
+  }
+  return "unknown";
+}
+
+namespace {
+
+double now() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+double mono() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Field names become HDF5 dataset names and file-system-safe table names.
+void validate_name(const std::string &name, const char *what) {
+  auto fail = [&](const char *why) {
+    throw Error(Errc::invalid_argument, -1, fmt::format("invalid {} name '{}': {}", what, name, why));
+  };
+  if (name.empty())
+    fail("empty");
+  if (name.size() > 255)
+    fail("longer than 255 characters");
+  if (name == "." || name == ".." || name.find("..") != std::string::npos)
+    fail("'..' is not allowed");
+  if (name == formats::meta_group)
+    fail("reserved for ckpt's own tables");
+  for (unsigned char c : name) {
+    if (c == '/')
+      fail("'/' is not allowed");
+    if (c < 0x20 || c == 0x7f)
+      fail("control characters are not allowed");
+    if (!(std::isalnum(c) || c == '_' || c == '.' || c == '-'))
+      fail("use letters, digits, '_', '.' and '-'");
+  }
+}
+
+// Flags exchanged at step boundaries.
+enum : int { flag_signal = 1, flag_time_due = 2, flag_time_limit = 4, flag_requested = 8 };
+
+void fsync_path(const std::string &path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw Error(Errc::io, -1, fmt::format("cannot open {} to fsync it: {}", path, std::strerror(errno)));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, -1,
+                fmt::format("fsync of {} failed: {}", path, std::strerror(err)));
+}
+
+// Test hook for fault injection: CKPT_TEST_FAULT="<point>@<rank>[:kill]" makes `rank` (or
+// every rank for "*") fail with Errc::io, or die by SIGKILL, at that point of save.
+// Points: write (before the data), fsync (after the data), rename, latest, prune.
+void fault_point(const char *point, int rank) {
+  const char *spec = std::getenv("CKPT_TEST_FAULT");
+  if (!spec)
+    return;
+  std::string s(spec);
+  const auto at = s.find('@');
+  if (at == std::string::npos || s.substr(0, at) != point)
+    return;
+  std::string who = s.substr(at + 1), action = "fail";
+  if (auto colon = who.find(':'); colon != std::string::npos) {
+    action = who.substr(colon + 1);
+    who = who.substr(0, colon);
+  }
+  if (who != "*" && who != std::to_string(rank))
+    return;
+  if (action == "kill")
+    ::kill(::getpid(), SIGKILL);
+  throw Error(Errc::io, rank, fmt::format("injected fault at '{}' (CKPT_TEST_FAULT)", point));
+}
+
+std::string human_bytes(std::uint64_t b) {
+  if (b >= (1ull << 30))
+    return fmt::format("{:.2f} GiB", b / double(1ull << 30));
+  if (b >= (1ull << 20))
+    return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+  if (b >= (1ull << 10))
+    return fmt::format("{:.1f} KiB", b / double(1ull << 10));
+  return fmt::format("{} B", b);
+}
+
+} // namespace
+
+struct Field {
+  std::string name;
+  Kind kind;
+  Dtype dtype;
+  void *data = nullptr;
+  Block block;   // distributed: global/offset/count/memory/memory_offset
+  Shape shape;   // replicated and fixed per-rank values
+  std::function<std::pair<void *, Shape>()> get;       // resizable per-rank values
+  std::function<void *(const Shape &)> resize;
+};
+
+struct Checkpointer::Impl {
+  mpi::Comm comm;
+  Options opts;
+  fs::path dir;
+  std::vector<Field> fields;
+  std::map<std::string, std::string> metadata;
+  bool restore_done = false;
+  std::optional<std::int64_t> restored;
+  SaveStats stats;
+  double sim_time = 0;
+  StopReason stopped = StopReason::none;
+  bool handlers = false;
+
+  // Step-boundary agreement: a nonblocking allreduce started at one call and completed at
+  // the next, so the common case costs no synchronisation.
+  MPI_Request req = MPI_REQUEST_NULL;
+  int send_flags = 0, recv_flags = 0, carry_flags = 0;
+  double last_ckpt_clock = 0;     // rank 0: mono() of the last checkpoint (or start)
+  double last_boundary = -1;      // mono() of the previous should_checkpoint call
+  double iter_sum = 0, iter_max = 0;
+  std::int64_t iter_count = 0;
+  double max_save = 0;
+  double end_time = NAN;          // job end, seconds since epoch (rank 0's reading)
+
+  int rank() const { return comm.rank(); }
+  void log(const std::string &msg) const {
+    if (rank() == 0 && !opts.quiet)
+      std::fprintf(stderr, "ckpt: %s\n", msg.c_str());
+  }
+  void warn(const std::string &msg) const {
+    if (rank() == 0)
+      std::fprintf(stderr, "ckpt: warning: %s\n", msg.c_str());
+  }
+  // Runs `body` on every rank (catching errors), then agrees: all throw or none.
+  template <class F> void collective(F &&body) {
+    mpi::agree(comm, mpi::capture(rank(), std::forward<F>(body)));
+  }
+  // Runs `body` on rank 0 only, then agrees.
+  template <class F> void on_root(F &&body) {
+    mpi::agree(comm, mpi::capture(rank(), [&] {
+      if (rank() == 0)
+        body();
+    }));
+  }
+  void finish_pending() {
+    if (req != MPI_REQUEST_NULL) {
+      mpi::check(MPI_Wait(&req, MPI_STATUS_IGNORE), "completing the step agreement", rank());
+      carry_flags |= recv_flags;
+    }
+  }
+  std::uint64_t registered_bytes() const {
+    std::uint64_t b = 0;
+    for (const auto &f : fields) {
+      if (f.kind == Kind::distributed)
+        b += volume(f.block.count) * dtype_size(f.dtype);
+      else if (f.kind == Kind::per_rank && f.get)
+        b += volume(f.get().second) * dtype_size(f.dtype);
+      else
+        b += volume(f.shape) * dtype_size(f.dtype);
+    }
+    return b;
+  }
+  double estimated_save_seconds() const {
+    if (stats.saves > 0)
+      return max_save;
+    // Before the first save: assume a slow 100 MB/s for this rank's share, times the ranks.
+    return double(registered_bytes()) * comm.size() / 100e6;
+  }
+  double time_limit_margin() const {
+    if (opts.margin_seconds > 0)
+      return opts.margin_seconds;
+    return 5.0 + 2.0 * estimated_save_seconds() + 2.0 * iter_max;
+  }
+  void append_stats(const std::string &line) const {
+    std::FILE *f = std::fopen((dir / "ckpt-stats.jsonl").c_str(), "a");
+    if (!f)
+      return; // statistics are best effort; the checkpoint itself is committed
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fclose(f);
+  }
+
+  void save(std::int64_t step, double time);
+  std::int64_t restore_file(const std::string &file);
+  std::optional<std::int64_t> restore();
+};
+
+// ------------------------------------------------------------------------------------------
+
+Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_unique<Impl>()) {
+  auto &m = *impl_;
+  m.comm = mpi::Comm(comm);
+  // The environment is read on every rank; an error there is agreed on like any other.
+  m.collective([&] { m.opts = options.with_env(); });
+  m.dir = m.opts.dir;
+  if (m.opts.every < 0 || m.opts.keep < 0 || m.opts.seconds < 0)
+    throw Error(Errc::invalid_argument, m.rank(), "every, keep and seconds must not be negative");
+
+  double end_time = NAN;
+  std::int64_t restarts = 0;
+  m.on_root([&] {
+    std::error_code ec;
+    fs::create_directories(m.dir, ec);
+    if (ec)
+      throw Error(Errc::io, 0, fmt::format("cannot create checkpoint directory {}: {}", m.dir.string(), ec.message()));
+    if (::access(m.dir.c_str(), W_OK | X_OK) != 0)
+      throw Error(Errc::io, 0, fmt::format("checkpoint directory {} is not writable: {}", m.dir.string(), std::strerror(errno)));
+    // Temp files of saves that never committed (a killed job) are garbage.
+    for (const auto &e : fs::directory_iterator(m.dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind(".ckpt-", 0) == 0 && n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0)
+        fs::remove(e.path(), ec);
+    }
+    if (auto t = detail::job_end_time())
+      end_time = *t;
+    restarts = detail::job_restart_count();
+  });
+  m.end_time = m.comm.bcast(end_time, 0, "broadcasting the job end time");
+  restarts = m.comm.bcast(restarts, 0, "broadcasting the restart count");
+  if (m.opts.max_restarts > 0 && restarts > m.opts.max_restarts)
+    throw Error(Errc::restart_limit, 0,
+                fmt::format("this job was restarted {} times, more than the cap of {} "
+                            "(CKPT_MAX_RESTARTS): stopping instead of requeueing again; check "
+                            "the output of the earlier runs for the cause",
+                            restarts, m.opts.max_restarts));
+  if (restarts > 0)
+    m.log(fmt::format("job restart {} (SLURM_RESTART_COUNT)", restarts));
+  if (!m.opts.signals.empty()) {
+    detail::install_stop_handlers(m.opts.signals);
+    m.handlers = true;
+  }
+  m.last_ckpt_clock = mono();
+}
+
+Checkpointer::~Checkpointer() {
+  if (!impl_)
+    return;
+  try {
+    impl_->finish_pending();
+  } catch (...) {
+  }
+  if (impl_->handlers)
+    detail::uninstall_stop_handlers();
+}
+
+Checkpointer::Checkpointer(Checkpointer &&) noexcept = default;
+Checkpointer &Checkpointer::operator=(Checkpointer &&) noexcept = default;
+
+// ------------------------------------------------------------------------------------------
+// Registration (local)
+
+static void check_new(const Checkpointer::Impl &m, const std::string &name) {
+  validate_name(name, "field");
+  if (m.restore_done)
+    throw Error(Errc::invalid_argument, m.rank(),
+                fmt::format("field '{}' registered after restore(): register all fields first", name));
+  for (const auto &f : m.fields)
+    if (f.name == name)
+      throw Error(Errc::invalid_argument, m.rank(), fmt::format("field '{}' is already registered", name));
+}
+
+void Checkpointer::distributed(const std::string &name, Dtype dtype, void *data, const Block &block) {
+  auto &m = *impl_;
+  check_new(m, name);
+  Block b = block;
+  const std::size_t nd = b.global.size();
+  auto fail = [&](const std::string &why) {
+    throw Error(Errc::invalid_argument, m.rank(), fmt::format("distributed field '{}': {}", name, why));
+  };
+  if (nd == 0)
+    fail("the global shape is empty (use replicated() for scalars)");
+  if (b.offset.size() != nd || b.count.size() != nd)
+    fail(fmt::format("global shape has {} dimensions but offset has {} and count {}", nd, b.offset.size(), b.count.size()));
+  for (std::size_t d = 0; d < nd; ++d)
+    if (b.offset[d] + b.count[d] > b.global[d])
+      fail(fmt::format("block [{}] + [{}] lies outside the global shape [{}] in dimension {}",
+                       fmt::join(b.offset, ","), fmt::join(b.count, ","), fmt::join(b.global, ","), d));
+  if (b.memory.empty()) {
+    b.memory = b.count;
+    b.memory_offset.assign(nd, 0);
+  }
+  if (b.memory_offset.empty())
+    b.memory_offset.assign(nd, 0);
+  if (b.memory.size() != nd || b.memory_offset.size() != nd)
+    fail("memory and memory_offset must have as many dimensions as the global shape");
+  for (std::size_t d = 0; d < nd; ++d)
+    if (b.memory_offset[d] + b.count[d] > b.memory[d])
+      fail(fmt::format("block does not fit its memory layout in dimension {}", d));
+  if (!data && volume(b.count) > 0)
+    fail("data is a null pointer");
+  m.fields.push_back(Field{name, Kind::distributed, dtype, data, b, {}, {}, {}});
+}
+
+void Checkpointer::replicated(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
+  auto &m = *impl_;
+  check_new(m, name);
+  if (!data && volume(shape) > 0)
+    throw Error(Errc::invalid_argument, m.rank(), fmt::format("replicated field '{}': data is a null pointer", name));
+  m.fields.push_back(Field{name, Kind::replicated, dtype, data, {}, shape, {}, {}});
+}
+
+void Checkpointer::per_rank(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
+  auto &m = *impl_;
+  check_new(m, name);
+  if (!data && volume(shape) > 0)
+    throw Error(Errc::invalid_argument, m.rank(), fmt::format("per-rank field '{}': data is a null pointer", name));
+  m.fields.push_back(Field{name, Kind::per_rank, dtype, data, {}, shape, {}, {}});
+}
+
+void Checkpointer::per_rank_resizable(const std::string &name, Dtype dtype,
+                                      std::function<std::pair<void *, Shape>()> get,
+                                      std::function<void *(const Shape &)> resize) {
+  auto &m = *impl_;
+  check_new(m, name);
+  if (!get || !resize)
+    throw Error(Errc::invalid_argument, m.rank(), fmt::format("per-rank field '{}': get and resize are required", name));
+  m.fields.push_back(Field{name, Kind::per_rank, dtype, nullptr, {}, {}, std::move(get), std::move(resize)});
+}
+
+void Checkpointer::metadata(const std::string &key, const std::string &value) {
+  validate_name(key, "metadata key");
+  impl_->metadata[key] = value;
+}
+
+// ------------------------------------------------------------------------------------------
+// Save
+
+void Checkpointer::save(std::int64_t step, double time) { impl_->save(step, time); }
+
+void Checkpointer::Impl::save(std::int64_t step, double time) {
+  const double t0 = mono();
+  finish_pending();
+  const int n = comm.size();
+  if (step < 0)
+    throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
+
+  // 1. This rank's part of every field: where it lies and its checksum. Plus a signature
+  //    of the registry that must be equal on all ranks.
+  std::vector<formats::FieldWrite> writes(fields.size());
+  std::vector<std::uint64_t> mine; // per field: checksum, then kind-specific numbers
+  std::string signature = fmt::format("{}|", step);
+  collective([&] {
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      const Field &f = fields[i];
+      auto &w = writes[i];
+      w.name = f.name;
+      w.kind = f.kind;
+      w.dtype = f.dtype;
+      const std::size_t elem = dtype_size(f.dtype);
+      signature += fmt::format("{}:{}:{}", f.name, int(f.kind), int(f.dtype));
+      if (f.kind == Kind::distributed) {
+        signature += fmt::format(":{}", fmt::join(f.block.global, "x"));
+        w.shape = f.block.global;
+        w.write = volume(f.block.count) > 0;
+        w.data = f.data;
+        w.offset = f.block.offset;
+        w.count = f.block.count;
+        w.memory = f.block.memory;
+        w.memory_offset = f.block.memory_offset;
+        mine.push_back(w.write ? formats::checksum_block(f.data, f.block.memory, f.block.memory_offset, f.block.count, elem)
+                               : formats::checksum(nullptr, 0));
+        mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
+        mine.insert(mine.end(), f.block.count.begin(), f.block.count.end());
+      } else {
+        const void *data = f.data;
+        Shape shape = f.shape;
+        if (f.get) {
+          auto [p, s] = f.get();
+          data = p;
+          shape = s;
+          if (!p && volume(s) > 0)
+            throw Error(Errc::invalid_argument, rank(), fmt::format("per-rank field '{}' returned a null pointer", f.name));
+        }
+        const std::uint64_t bytes = volume(shape) * elem;
+        mine.push_back(formats::checksum(data, static_cast<std::size_t>(bytes)));
+        w.data = data;
+        w.memory = f.kind == Kind::per_rank ? Shape{volume(shape)} : shape;
+        w.memory_offset.assign(w.memory.size(), 0);
+        if (f.kind == Kind::replicated) {
+          signature += fmt::format(":{}", fmt::join(shape, "x"));
+          w.shape = shape;
+          w.write = rank() == 0;
+          w.offset.assign(shape.size(), 0);
+          w.count = shape;
+        } else {
+          signature += fmt::format(":{}", shape.size());
+          mine.push_back(shape.size());
+          mine.insert(mine.end(), shape.begin(), shape.end());
+          w.write = volume(shape) > 0;
+          w.count = Shape{volume(shape)};
+        }
+      }
+      signature += ";";
+    }
+  });
+
+  // 2. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
+  const std::uint64_t sig = formats::checksum(signature.data(), signature.size());
+  auto sigs = comm.allgather(sig, "comparing registries");
+  for (int r = 0; r < n; ++r)
+    if (sigs[static_cast<std::size_t>(r)] != sigs[0])
+      throw Error(Errc::invalid_argument, r,
+                  fmt::format("save at step {}: rank {} registered different fields (or a different "
+                              "step) than rank 0; all ranks must register the same fields in the same order",
+                              step, r));
+
+  // 3. Every rank's blocks and checksums, gathered to all ranks (same tables everywhere).
+  std::vector<std::uint64_t> starts;
+  auto all = comm.allgatherv(mine, &starts, "gathering block tables");
+  std::vector<std::size_t> pos(starts.begin(), starts.end());
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const Field &f = fields[i];
+    auto &w = writes[i];
+    std::uint64_t total = 0;
+    for (int r = 0; r < n; ++r) {
+      std::size_t &p = pos[static_cast<std::size_t>(r)];
+      BlockInfo b;
+      b.rank = r;
+      b.checksum = all[p++];
+      if (f.kind == Kind::distributed) {
+        const std::size_t nd = w.shape.size();
+        b.offset.assign(all.begin() + long(p), all.begin() + long(p + nd));
+        b.count.assign(all.begin() + long(p + nd), all.begin() + long(p + 2 * nd));
+        p += 2 * nd;
+        b.local_shape = b.count;
+        if (volume(b.count) > 0)
+          w.blocks.push_back(b);
+      } else if (f.kind == Kind::replicated) {
+        if (r == 0) {
+          b.offset.assign(w.shape.size(), 0);
+          b.count = w.shape;
+          b.local_shape = w.shape;
+          w.blocks.push_back(b);
+        } else if (b.checksum != w.blocks[0].checksum) {
+          throw Error(Errc::mismatch, r,
+                      fmt::format("save at step {}: replicated field '{}' differs between rank 0 and "
+                                  "rank {}; use per_rank() for values that differ",
+                                  step, f.name, r));
+        }
+      } else {
+        const std::size_t lnd = static_cast<std::size_t>(all[p++]);
+        b.local_shape.assign(all.begin() + long(p), all.begin() + long(p + lnd));
+        p += lnd;
+        b.offset = {total};
+        b.count = {volume(b.local_shape)};
+        total += b.count[0];
+        w.blocks.push_back(b);
+        if (r == rank())
+          w.offset = b.offset;
+      }
+    }
+    if (f.kind == Kind::per_rank) {
+      w.shape = {total};
+      for (const auto &b : w.blocks)
+        if (b.local_shape.size() != w.blocks[0].local_shape.size())
+          throw Error(Errc::mismatch, b.rank,
+                      fmt::format("save: per-rank field '{}' has {} dimensions on rank {} but {} on rank 0",
+                                  f.name, b.local_shape.size(), b.rank, w.blocks[0].local_shape.size()));
+    }
+    if (f.kind == Kind::distributed) {
+      // The blocks must tile the global array: same total, no overlap.
+      std::uint64_t covered = 0;
+      for (const auto &b : w.blocks)
+        covered += volume(b.count);
+      bool overlap = false;
+      for (std::size_t a = 0; a < w.blocks.size() && !overlap && w.blocks.size() <= 4096; ++a)
+        for (std::size_t c = a + 1; c < w.blocks.size() && !overlap; ++c) {
+          bool inter = true;
+          for (std::size_t d = 0; d < w.shape.size(); ++d) {
+            const auto &A = w.blocks[a], &C = w.blocks[c];
+            if (A.offset[d] >= C.offset[d] + C.count[d] || C.offset[d] >= A.offset[d] + A.count[d])
+              inter = false;
+          }
+          overlap = inter;
+        }
+      if (overlap || covered != volume(w.shape))
+        throw Error(Errc::invalid_argument, 0,
+                    fmt::format("save: the blocks of distributed field '{}' do not tile its global "
+                                "shape [{}] ({} of {} elements covered{})",
+                                f.name, fmt::join(w.shape, ","), covered, volume(w.shape),
+                                overlap ? ", blocks overlap" : ""));
+    }
+  }
+
+  // 4. Write the temp file collectively.
+  const std::string final_name = checkpoint_file_name(step);
+  const fs::path final_path = dir / final_name;
+  const fs::path tmp_path = dir / ("." + final_name + ".tmp");
+  on_root([&] {
+    // Never write through a file or link planted at the temp path.
+    if (::unlink(tmp_path.c_str()) != 0 && errno != ENOENT)
+      throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", tmp_path.string(), std::strerror(errno)));
+  });
+  formats::Header header{step, time, n, metadata};
+  std::uint64_t payload = 0;
+  for (const auto &w : writes)
+    payload += volume(w.shape) * dtype_size(w.dtype);
+  auto status = mpi::capture(rank(), [&] {
+    fault_point("write", rank());
+    formats::write_file(comm.get(), tmp_path.string(), header, writes);
+    // 5. Durable: every rank flushes what its node wrote.
+    fault_point("fsync", rank());
+    fsync_path(tmp_path.string(), false);
+  });
+  if (!status.ok() && status.code == Errc::hdf5) {
+    struct statvfs vfs {};
+    if (::statvfs(dir.c_str(), &vfs) == 0 && double(vfs.f_bavail) * vfs.f_frsize < double(payload) + (1 << 20))
+      status = {Errc::no_space, fmt::format("no space left in {} for a checkpoint of {} ({})",
+                                            dir.string(), human_bytes(payload), status.message)};
+  }
+  auto cleanup_tmp = [&] {
+    if (rank() == 0)
+      ::unlink(tmp_path.c_str());
+  };
+  try {
+    mpi::agree(comm, status);
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+
+  // 6. Commit: rename into place, fsync the directory, then move the LATEST pointer.
+  try {
+    on_root([&] {
+      fault_point("rename", 0);
+      if (::rename(tmp_path.c_str(), final_path.c_str()) != 0)
+        throw Error(Errc::io, 0, fmt::format("cannot rename {} to {}: {}", tmp_path.string(), final_path.string(), std::strerror(errno)));
+      fsync_path(dir.string(), true);
+      fault_point("latest", 0);
+      const fs::path latest_tmp = dir / ".LATEST.tmp";
+      ::unlink(latest_tmp.c_str());
+      int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0)
+        throw Error(Errc::io, 0, fmt::format("cannot write {}: {}", latest_tmp.string(), std::strerror(errno)));
+      const std::string line = final_name + "\n";
+      const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
+      ::close(fd);
+      if (!ok || ::rename(latest_tmp.c_str(), (dir / "LATEST").c_str()) != 0)
+        throw Error(Errc::io, 0, fmt::format("cannot update {}: {}", (dir / "LATEST").string(), std::strerror(errno)));
+      fsync_path(dir.string(), true);
+    });
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+
+  // 7. Retention: keep the newest `keep` checkpoints up to this step. Failures only warn.
+  if (rank() == 0 && opts.keep > 0) {
+    try {
+      fault_point("prune", 0);
+      int kept = 0;
+      bool removed = false;
+      for (const auto &e : list_checkpoints(dir)) {
+        if (e.step > step)
+          continue; // a newer checkpoint from another timeline: not ours to delete
+        if (++kept <= opts.keep)
+          continue;
+        std::error_code ec;
+        fs::remove(e.path, ec);
+        if (ec)
+          warn(fmt::format("could not delete old checkpoint {}: {}", e.path.string(), ec.message()));
+        removed = true;
+      }
+      if (removed)
+        fsync_path(dir.string(), true);
+    } catch (const Error &e) {
+      warn(fmt::format("pruning old checkpoints: {}", e.detail()));
+    }
+  }
+
+  const double secs = mono() - t0;
+  stats.saves++;
+  stats.bytes += payload;
+  stats.seconds += secs;
+  stats.last_seconds = secs;
+  stats.last_bytes = payload;
+  stats.last_step = step;
+  max_save = std::max(max_save, comm.allreduce_max(secs, "measuring save time"));
+  last_ckpt_clock = mono();
+  if (rank() == 0) {
+    const double gbps = secs > 0 ? payload / secs / 1e9 : 0;
+    log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(payload), secs,
+                    gbps, final_path.string()));
+    std::string iter = iter_count > 0 ? fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}",
+                                                    iter_count, iter_sum / double(iter_count))
+                                      : "";
+    append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
+                             "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
+                             "\"gbps\":{:.4f},\"mode\":\"sync\"{},\"file\":\"{}\"}}",
+                             step, time, now(), n, payload, secs, secs, gbps, iter, final_name));
+  }
+  iter_sum = 0;
+  iter_count = 0;
+}
+
+// ------------------------------------------------------------------------------------------
+// Restore
+
+std::int64_t Checkpointer::restore_from(const std::string &file) {
+  auto &m = *impl_;
+  m.finish_pending();
+  std::int64_t step = m.restore_file(file);
+  m.restore_done = true;
+  m.restored = step;
+  return step;
+}
+
+std::optional<std::int64_t> Checkpointer::restore() {
+  auto &m = *impl_;
+  m.finish_pending();
+  auto r = m.restore();
+  m.restore_done = true;
+  m.restored = r;
+  return r;
+}
+
+std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
+  const double t0 = mono();
+  std::optional<formats::Reader> reader;
+  collective([&] { reader.emplace(file, comm.get()); });
+  const CheckpointInfo &info = reader->info();
+  const int n = comm.size();
+
+  // Does the checkpoint fit what the application registered? (Same answer on all ranks,
+  // except for per-rank shapes, hence the agreement.)
+  std::vector<const FieldInfo *> saved(fields.size());
+  collective([&] {
+    auto step = std::optional<std::int64_t>();
+    const std::string base = fs::path(file).filename().string();
+    if (base.rfind("ckpt-", 0) == 0 && base != checkpoint_file_name(info.step))
+      throw Error(Errc::corrupt, -1, fmt::format("{} holds step {}, not the step its name says", file, info.step));
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      const Field &f = fields[i];
+      const FieldInfo *fi = info.field(f.name);
+      if (!fi)
+        throw Error(Errc::missing_field, -1, fmt::format("restore: field '{}' is not in {}; it holds: {}", f.name, file,
+                                                          [&] {
+                                                            std::string s;
+                                                            for (const auto &x : info.fields)
+                                                              s += (s.empty() ? "" : ", ") + x.name;
+                                                            return s.empty() ? std::string("no fields") : s;
+                                                          }()));
+      if (fi->kind != f.kind)
+        throw Error(Errc::mismatch, -1, fmt::format("restore: field '{}' is {} in {} but registered as {}", f.name,
+                                                     kind_name(fi->kind), file, kind_name(f.kind)));
+      if (fi->dtype != f.dtype)
+        throw Error(Errc::mismatch, -1, fmt::format("restore: field '{}' is {} in {} but registered as {}", f.name,
+                                                     dtype_name(fi->dtype), file, dtype_name(f.dtype)));
+      if (f.kind == Kind::distributed && fi->shape != f.block.global)
+        throw Error(Errc::mismatch, -1, fmt::format("restore: field '{}' has global shape [{}] in {} but [{}] is registered",
+                                                     f.name, fmt::join(fi->shape, ","), file, fmt::join(f.block.global, ",")));
+      if (f.kind == Kind::replicated && fi->shape != f.shape)
+        throw Error(Errc::mismatch, -1, fmt::format("restore: field '{}' has shape [{}] in {} but [{}] is registered",
+                                                     f.name, fmt::join(fi->shape, ","), file, fmt::join(f.shape, ",")));
+      if (f.kind == Kind::per_rank) {
+        if (info.nranks != n)
+          throw Error(Errc::rank_count, -1,
+                      fmt::format("restore: per-rank field '{}' was saved by {} ranks in {}, this run has {}; "
+                                  "per-rank values can only be restored on the same number of ranks (store "
+                                  "arrays that should be resharded as distributed fields)",
+                                  f.name, info.nranks, file, n));
+        const auto &b = fi->blocks[static_cast<std::size_t>(rank())];
+        if (!f.get && b.local_shape != f.shape)
+          throw Error(Errc::mismatch, -1, fmt::format("restore: per-rank field '{}' of rank {} has shape [{}] in {} but [{}] is registered",
+                                                       f.name, rank(), fmt::join(b.local_shape, ","), file, fmt::join(f.shape, ",")));
+      }
+      saved[i] = fi;
+    }
+    (void)step;
+  });
+
+  // New decomposition of every distributed field, to decide who verifies which saved block.
+  std::vector<std::uint64_t> mine;
+  for (const auto &f : fields)
+    if (f.kind == Kind::distributed) {
+      mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
+      mine.insert(mine.end(), f.block.count.begin(), f.block.count.end());
+    }
+  std::vector<std::uint64_t> starts;
+  auto all = comm.allgatherv(mine, &starts, "gathering the new decomposition");
+
+  std::uint64_t bytes = 0;
+  std::string damage;
+  collective([&] {
+    std::size_t dist_pos = 0; // position of this field in each rank's `mine`
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      Field &f = fields[i];
+      const FieldInfo &fi = *saved[i];
+      const std::size_t elem = dtype_size(f.dtype);
+      if (f.kind == Kind::distributed) {
+        const std::size_t nd = fi.shape.size();
+        reader->read(fi, f.block.offset, f.block.count, volume(f.block.count) ? f.data : nullptr, f.block.memory,
+                     f.block.memory_offset, true);
+        bytes += volume(f.block.count) * elem;
+        // Saved blocks that some rank now holds exactly are verified by that rank from
+        // what it read; the others are read again by rank (block % n) just to check them.
+        for (std::size_t k = 0; k < fi.blocks.size(); ++k) {
+          const auto &b = fi.blocks[k];
+          int holder = -1;
+          for (int r = 0; r < n && holder < 0; ++r) {
+            const std::uint64_t *p = &all[starts[static_cast<std::size_t>(r)] + dist_pos];
+            if (std::equal(b.offset.begin(), b.offset.end(), p) && std::equal(b.count.begin(), b.count.end(), p + nd))
+              holder = r;
+          }
+          const int checker = holder >= 0 ? holder : static_cast<int>(k % static_cast<std::size_t>(n));
+          if (checker != rank())
+            continue;
+          std::uint64_t sum;
+          if (holder >= 0) {
+            sum = formats::checksum_block(f.data, f.block.memory, f.block.memory_offset, f.block.count, elem);
+          } else {
+            std::vector<std::byte> tmp(static_cast<std::size_t>(volume(b.count) * elem));
+            reader->read(fi, b.offset, b.count, tmp.data(), b.count, Shape(nd, 0), false);
+            sum = formats::checksum(tmp.data(), tmp.size());
+          }
+          if (sum != b.checksum && damage.empty())
+            damage = fmt::format("checksum mismatch in field '{}' block {} of {}", f.name, k, file);
+        }
+        dist_pos += 2 * nd;
+      } else if (f.kind == Kind::replicated) {
+        reader->read(fi, Shape(fi.shape.size(), 0), fi.shape, f.data ? f.data : nullptr, fi.shape,
+                     Shape(fi.shape.size(), 0), true);
+        const auto sum = formats::checksum(f.data, static_cast<std::size_t>(volume(fi.shape) * elem));
+        if (sum != fi.blocks.at(0).checksum && damage.empty())
+          damage = fmt::format("checksum mismatch in field '{}' block 0 of {}", f.name, file);
+      } else {
+        const auto &b = fi.blocks[static_cast<std::size_t>(rank())];
+        void *dst = f.get ? f.resize(b.local_shape) : f.data;
+        reader->read(fi, b.offset, b.count, volume(b.count) ? dst : nullptr, b.count, Shape{0}, true);
+        bytes += volume(b.count) * elem;
+        const auto sum = formats::checksum(dst, static_cast<std::size_t>(volume(b.count) * elem));
+        if (sum != b.checksum && damage.empty())
+          damage = fmt::format("checksum mismatch in field '{}' block {} of {}", f.name, rank(), file);
+      }
+    }
+    // Damage is reported only after every rank took part in every collective read.
+    if (!damage.empty())
+      throw Error(Errc::corrupt, -1, damage);
+  });
+  collective([&] { reader->close(); });
+  sim_time = info.time;
+  const double secs = mono() - t0;
+  const std::int64_t total = comm.allreduce_sum(static_cast<std::int64_t>(bytes), "summing restored bytes");
+  log(fmt::format("restored step {} from {} ({} in {:.3f} s, saved on {} ranks, now {})", info.step, file,
+                  human_bytes(static_cast<std::uint64_t>(total)), secs, info.nranks, n));
+  if (rank() == 0)
+    append_stats(fmt::format("{{\"event\":\"restore\",\"step\":{},\"unix\":{:.3f},\"nranks\":{},\"saved_nranks\":{},"
+                             "\"bytes\":{},\"seconds\":{:.6f},\"file\":\"{}\"}}",
+                             info.step, now(), n, info.nranks, total, secs, fs::path(file).filename().string()));
+  last_ckpt_clock = mono();
+  return info.step;
+}
+
+std::optional<std::int64_t> Checkpointer::Impl::restore() {
+  // Rank 0 lists the directory; everyone walks the same list.
+  std::string listing;
+  on_root([&] {
+    for (const auto &e : list_checkpoints(dir))
+      listing += e.path.string() + "\n";
+  });
+  listing = comm.bcast(listing, 0, "broadcasting the checkpoint list");
+  std::vector<std::string> files;
+  for (std::size_t p = 0, q; (q = listing.find('\n', p)) != std::string::npos; p = q + 1)
+    files.push_back(listing.substr(p, q - p));
+  if (files.empty())
+    return std::nullopt;
+
+  std::string reasons;
+  for (const auto &file : files) {
+    try {
+      return restore_file(file);
+    } catch (const Error &e) {
+      // Damage means "try an older one"; anything the user must fix is thrown at once.
+      if (e.code() != Errc::corrupt && e.code() != Errc::io && e.code() != Errc::hdf5)
+        throw;
+      warn(fmt::format("skipping {}: {}", file, e.detail()));
+      reasons += fmt::format("\n  {}: {}", file, e.detail());
+      // Set the damaged file aside so it is never listed, pruned against or used again.
+      if (rank() == 0) {
+        std::error_code ec;
+        fs::rename(file, file + ".corrupt", ec);
+      }
+      comm.barrier("setting a damaged checkpoint aside");
+    }
+  }
+  throw Error(Errc::no_valid_checkpoint, 0,
+              fmt::format("restore: none of the {} checkpoints in {} is valid (the registered fields may "
+                          "have been partly overwritten); move them away to start fresh:{}",
+                          files.size(), dir.string(), reasons));
+}
+
+// ------------------------------------------------------------------------------------------
+// Policy and loop helper
+
+bool Checkpointer::should_checkpoint(std::int64_t step) {
+  auto &m = *impl_;
+  const double t = mono();
+  if (m.last_boundary >= 0) {
+    const double it = t - m.last_boundary;
+    m.iter_sum += it;
+    m.iter_max = std::max(m.iter_max, it);
+    ++m.iter_count;
+  }
+  bool due = m.opts.every > 0 && step % m.opts.every == 0;
+  {
+    // Signals, time and request_stop() are seen by some ranks only: always agree.
+    int local = 0;
+    if (const int sig = detail::stop_signal(); sig > 0)
+      local |= flag_signal;
+    else if (sig < 0)
+      local |= flag_requested;
+    if (m.rank() == 0) {
+      const double since = t - m.last_ckpt_clock;
+      if (m.opts.seconds > 0 && since >= m.opts.seconds)
+        local |= flag_time_due;
+      if (m.opts.every_auto && since >= std::sqrt(2.0 * std::max(m.estimated_save_seconds(), 1e-3) * m.opts.mtbf_seconds))
+        local |= flag_time_due;
+      if (!std::isnan(m.end_time) && m.end_time - now() < m.time_limit_margin())
+        local |= flag_time_limit;
+    }
+    int agreed = m.carry_flags;
+    m.carry_flags = 0;
+    if (m.req != MPI_REQUEST_NULL) {
+      mpi::check(MPI_Wait(&m.req, MPI_STATUS_IGNORE), "completing the step agreement", m.rank());
+      agreed |= m.recv_flags;
+    }
+    m.send_flags = local;
+    mpi::check(MPI_Iallreduce(&m.send_flags, &m.recv_flags, 1, MPI_INT, MPI_BOR, m.comm.get(), &m.req),
+               "starting the step agreement", m.rank());
+    if (agreed & (flag_signal | flag_time_limit | flag_requested)) {
+      m.stopped = (agreed & flag_signal)       ? StopReason::signal
+                  : (agreed & flag_time_limit) ? StopReason::time_limit
+                                               : StopReason::requested;
+      due = true;
+    }
+    if (agreed & flag_time_due)
+      due = true;
+  }
+  if (due && m.stats.last_step == step)
+    due = false; // already saved at this step
+  m.last_boundary = mono();
+  return due || (m.stopped != StopReason::none && m.stopped != StopReason::finished);
+}
+
+StepRange Checkpointer::steps(std::int64_t total) { return StepRange(*this, total); }
+
+void Checkpointer::set_time(double t) noexcept { impl_->sim_time = t; }
+
+void Checkpointer::request_stop() noexcept { detail::raise_stop_flag(-1); }
+
+StopReason Checkpointer::stopped() const noexcept { return impl_->stopped; }
+
+int Checkpointer::exit_code() const noexcept {
+  const auto s = impl_->stopped;
+  return s == StopReason::signal || s == StopReason::time_limit || s == StopReason::requested ? exit_more_work : 0;
+}
+
+std::optional<std::int64_t> Checkpointer::restored_step() const noexcept { return impl_->restored; }
+const SaveStats &Checkpointer::stats() const noexcept { return impl_->stats; }
+const Options &Checkpointer::options() const noexcept { return impl_->opts; }
+int Checkpointer::rank() const noexcept { return impl_->comm.rank(); }
+int Checkpointer::size() const noexcept { return impl_->comm.size(); }
+
+StepRange::iterator StepRange::begin() {
+  auto &m = *cp_->impl_;
+  std::int64_t start = 0;
+  if (!m.restore_done) {
+    if (auto r = cp_->restore())
+      start = *r;
+  } else if (m.restored) {
+    start = *m.restored;
+  }
+  m.stopped = StopReason::none;
+  m.last_boundary = mono();
+  if (start >= total_) {
+    m.stopped = StopReason::finished;
+    return iterator(this, total_, true);
+  }
+  return iterator(this, start, false);
+}
+
+bool StepRange::iterator::operator==(const iterator &o) const noexcept {
+  return end_ == o.end_ && (end_ || step_ == o.step_);
+}
+
+StepRange::iterator &StepRange::iterator::operator++() {
+  Checkpointer &cp = *range_->cp_;
+  auto &m = *cp.impl_;
+  const std::int64_t done = step_ + 1;
+  const bool last = done >= range_->total_;
+  bool save = cp.should_checkpoint(done);
+  if (last && m.opts.final)
+    save = save || m.stats.last_step != done;
+  if (save && m.stats.last_step != done)
+    cp.save(done, m.sim_time);
+  step_ = done;
+  if (last) {
+    m.stopped = StopReason::finished;
+    end_ = true;
+  } else if (m.stopped != StopReason::none) {
+    const int sig = detail::stop_signal();
+    m.log(fmt::format("stopping after step {} ({}{}); checkpoint is durable", done, stop_reason_name(m.stopped),
+                      sig > 0 ? fmt::format(", signal {}", sig) : std::string()));
+    detail::clear_stop_flag();
+    end_ = true;
+  }
+  m.last_boundary = mono();
+  return *this;
+}
+
+} // namespace ckpt

@@ -1,0 +1,146 @@
+#include <ckpt/mpi/comm.hpp>
+
+#include <fmt/format.h>
+
+#include <exception>
+#include <new>
+#include <utility>
+
+namespace ckpt::mpi {
+
+void check(int rc, const char *what, int rank) {
+  if (rc == MPI_SUCCESS)
+    return;
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(rc, buf, &len) != MPI_SUCCESS)
+    len = 0;
+  throw Error(Errc::mpi, rank, fmt::format("MPI error in {}: {}", what, std::string(buf, len)));
+}
+
+Comm::Comm(MPI_Comm user) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized)
+    throw Error(Errc::invalid_argument, -1, "MPI is not initialised: call MPI_Init first");
+  if (user == MPI_COMM_NULL)
+    throw Error(Errc::invalid_argument, -1, "the communicator is MPI_COMM_NULL");
+  check(MPI_Comm_dup(user, &comm_), "duplicating the communicator");
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+}
+
+Comm::~Comm() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_SELF && !finalized)
+    MPI_Comm_free(&comm_);
+}
+
+Comm::Comm(Comm &&o) noexcept
+    : comm_(std::exchange(o.comm_, MPI_COMM_NULL)), rank_(o.rank_), size_(o.size_) {}
+
+Comm &Comm::operator=(Comm &&o) noexcept {
+  if (this != &o) {
+    Comm tmp(std::move(*this));
+    comm_ = std::exchange(o.comm_, MPI_COMM_NULL);
+    rank_ = o.rank_;
+    size_ = o.size_;
+  }
+  return *this;
+}
+
+void Comm::barrier(const char *what) const { check(MPI_Barrier(comm_), what, rank_); }
+
+std::int64_t Comm::allreduce_max(std::int64_t v, const char *what) const {
+  std::int64_t r = 0;
+  check(MPI_Allreduce(&v, &r, 1, MPI_INT64_T, MPI_MAX, comm_), what, rank_);
+  return r;
+}
+std::int64_t Comm::allreduce_min(std::int64_t v, const char *what) const {
+  std::int64_t r = 0;
+  check(MPI_Allreduce(&v, &r, 1, MPI_INT64_T, MPI_MIN, comm_), what, rank_);
+  return r;
+}
+std::int64_t Comm::allreduce_sum(std::int64_t v, const char *what) const {
+  std::int64_t r = 0;
+  check(MPI_Allreduce(&v, &r, 1, MPI_INT64_T, MPI_SUM, comm_), what, rank_);
+  return r;
+}
+double Comm::allreduce_max(double v, const char *what) const {
+  double r = 0;
+  check(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, comm_), what, rank_);
+  return r;
+}
+std::int64_t Comm::bcast(std::int64_t v, int root, const char *what) const {
+  check(MPI_Bcast(&v, 1, MPI_INT64_T, root, comm_), what, rank_);
+  return v;
+}
+double Comm::bcast(double v, int root, const char *what) const {
+  check(MPI_Bcast(&v, 1, MPI_DOUBLE, root, comm_), what, rank_);
+  return v;
+}
+std::string Comm::bcast(const std::string &s, int root, const char *what) const {
+  std::int64_t n = bcast(static_cast<std::int64_t>(s.size()), root, what);
+  std::string r = rank_ == root ? s : std::string(static_cast<std::size_t>(n), '\0');
+  if (n > 0)
+    check(MPI_Bcast(r.data(), static_cast<int>(n), MPI_CHAR, root, comm_), what, rank_);
+  return r;
+}
+std::vector<std::uint64_t> Comm::allgather(std::uint64_t v, const char *what) const {
+  std::vector<std::uint64_t> r(static_cast<std::size_t>(size_));
+  check(MPI_Allgather(&v, 1, MPI_UINT64_T, r.data(), 1, MPI_UINT64_T, comm_), what, rank_);
+  return r;
+}
+std::vector<std::uint64_t> Comm::allgatherv(const std::vector<std::uint64_t> &v,
+                                            std::vector<std::uint64_t> *starts,
+                                            const char *what) const {
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
+  int mine = static_cast<int>(v.size());
+  check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), what, rank_);
+  int total = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    displs[i] = total;
+    total += counts[i];
+  }
+  std::vector<std::uint64_t> r(static_cast<std::size_t>(total));
+  check(MPI_Allgatherv(v.data(), mine, MPI_UINT64_T, r.data(), counts.data(), displs.data(),
+                       MPI_UINT64_T, comm_),
+        what, rank_);
+  if (starts)
+    starts->assign(displs.begin(), displs.end());
+  return r;
+}
+
+Status Status::from_current_exception(int rank) {
+  try {
+    throw;
+  } catch (const Error &e) {
+    return {e.code() == Errc::ok ? Errc::internal : e.code(), e.detail()};
+  } catch (const std::bad_alloc &) {
+    return {Errc::internal, "out of memory"};
+  } catch (const std::exception &e) {
+    return {Errc::internal, fmt::format("unexpected error on rank {}: {}", rank, e.what())};
+  } catch (...) {
+    return {Errc::internal, fmt::format("unknown exception on rank {}", rank)};
+  }
+}
+
+void agree(const Comm &comm, const Status &local) {
+  // MINLOC over (failed ? 0 : 1, rank) finds the lowest failing rank in one allreduce.
+  struct {
+    int value;
+    int rank;
+  } in{local.ok() ? 1 : 0, comm.rank()}, out{1, 0};
+  check(MPI_Allreduce(&in, &out, 1, MPI_2INT, MPI_MINLOC, comm.get()), "agreeing on status",
+        comm.rank());
+  if (out.value == 1)
+    return;
+  std::int64_t code = comm.bcast(static_cast<std::int64_t>(local.code), out.rank,
+                                 "broadcasting the error code");
+  std::string msg = comm.bcast(local.message, out.rank, "broadcasting the error message");
+  throw Error(static_cast<Errc>(code), out.rank, msg);
+}
+
+} // namespace ckpt::mpi

@@ -1,0 +1,254 @@
+// Errors: bad names, mismatches, unknown versions, corrupt data, a rank failing mid-save.
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+using namespace ckpt_test;
+namespace fs = std::filesystem;
+using ckpt::Errc;
+
+TEST(Names, SlashDotDotAndControlCharactersAreRejected) {
+  ScratchDir dir;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  double x = 0;
+  std::string msg;
+  EXPECT_EQ(error_code_of([&] { cp.replicated("a/b", &x); }, &msg), Errc::invalid_argument);
+  EXPECT_NE(msg.find("'/'"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { cp.replicated("..", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("a..b", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("bell\x07", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("_ckpt", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.metadata("k/../x", "v"); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("ok_name-1.x", &x); }), Errc::ok);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("ok_name-1.x", &x); }), Errc::invalid_argument); // twice
+}
+
+TEST(Directory, UnusablePathGivesAClearError) {
+  std::string msg;
+  EXPECT_EQ(error_code_of([&] { ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options("/proc/version/ckpt")); }, &msg),
+            Errc::io);
+  EXPECT_NE(msg.find("/proc/version/ckpt"), std::string::npos) << msg;
+}
+
+TEST(Mismatch, DtypeShapeMissingFieldAndKind) {
+  ScratchDir dir;
+  std::vector<double> v(4, 1.0);
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("v", v.data(), {4});
+    cp.save(1);
+  }
+  std::vector<float> f(4);
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("v", f.data(), {4});
+    std::string msg;
+    EXPECT_EQ(error_code_of([&] { cp.restore(); }, &msg), Errc::mismatch);
+    EXPECT_NE(msg.find("float64"), std::string::npos) << msg;
+  }
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("v", v.data(), {2, 2});
+    EXPECT_EQ(error_code_of([&] { cp.restore(); }), Errc::mismatch);
+  }
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("w", v.data(), {4});
+    EXPECT_EQ(error_code_of([&] { cp.restore(); }), Errc::missing_field);
+  }
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.per_rank("v", v.data(), {4});
+    EXPECT_EQ(error_code_of([&] { cp.restore(); }), Errc::mismatch);
+  }
+  // Nothing on disk was lost: the checkpoint is still there and valid.
+  EXPECT_TRUE(ckpt::verify(dir / ckpt::checkpoint_file_name(1)).ok);
+}
+
+TEST(Mismatch, PerRankValuesNeedTheSameRankCount) {
+  if (world_size() < 2)
+    GTEST_SKIP() << "needs 2 ranks";
+  ScratchDir dir;
+  int seed = 100 + world_rank();
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.per_rank("seed", &seed);
+    cp.save(3);
+  }
+  MPI_Comm one = first_ranks(1);
+  if (one != MPI_COMM_NULL) {
+    ckpt::Checkpointer cp(one, test_options(dir.path()));
+    cp.per_rank("seed", &seed);
+    std::string msg;
+    EXPECT_EQ(error_code_of([&] { cp.restore(); }, &msg), Errc::rank_count);
+    EXPECT_NE(msg.find("saved by"), std::string::npos) << msg;
+  }
+  free_sub(one);
+}
+
+TEST(Mismatch, ReplicatedValuesMustAgree) {
+  if (world_size() < 2)
+    GTEST_SKIP() << "needs 2 ranks";
+  ScratchDir dir;
+  double t = world_rank() == 1 ? 2.0 : 1.0;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("t", &t);
+  std::string msg;
+  EXPECT_EQ(error_code_of([&] { cp.save(1); }, &msg), Errc::mismatch);
+  EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
+  EXPECT_TRUE(ckpt::list_checkpoints(dir.path()).empty());
+}
+
+TEST(Mismatch, BlocksMustTileTheGlobalArray) {
+  ScratchDir dir;
+  std::vector<int> v(2, 0);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  // Every rank claims the same block [0, 2) of a global array of 2 * size + 1 elements.
+  cp.distributed("v", v.data(), {.global = {2 * std::uint64_t(world_size()) + 1}, .offset = {0}, .count = {2}});
+  EXPECT_EQ(error_code_of([&] { cp.save(1); }), Errc::invalid_argument);
+}
+
+TEST(Version, UnknownMajorVersionIsRefusedClearly) {
+  ScratchDir dir;
+  double x = 1;
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("x", &x);
+    cp.save(1);
+  }
+  const std::string file = dir / ckpt::checkpoint_file_name(1);
+  if (world_rank() == 0) {
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, "ckpt_format_version", H5P_DEFAULT);
+    const int v[2] = {2, 0};
+    H5Awrite(a, H5T_NATIVE_INT, v);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("x", &x);
+  std::string msg;
+  EXPECT_EQ(error_code_of([&] { cp.restore(); }, &msg), Errc::unsupported_version);
+  EXPECT_NE(msg.find("format version 2.0"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { ckpt::inspect(file); }), Errc::unsupported_version);
+  EXPECT_TRUE(fs::exists(file)); // refused, not deleted or set aside
+}
+
+TEST(Corruption, DamagedBlockIsDetectedAndOlderCheckpointUsed) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::vector<std::int64_t> u(5, 0);
+  const ckpt::Block block{.global = {5 * std::uint64_t(size)}, .offset = {5 * std::uint64_t(rank)}, .count = {5}};
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.distributed("u", u.data(), block);
+    for (auto &x : u)
+      x = 1000 + rank;
+    cp.save(10);
+    for (auto &x : u)
+      x = 2000 + rank;
+    cp.save(20);
+  }
+  const std::string newest = dir / ckpt::checkpoint_file_name(20);
+  if (rank == 0) // one byte inside the last rank's block
+    flip_byte(newest, dataset_offset(newest, "u") + long(8 * 5 * (size - 1) + 3));
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_FALSE(ckpt::verify(newest).ok);
+  EXPECT_NE(ckpt::verify(newest).reason.find("field 'u' block " + std::to_string(size - 1)), std::string::npos)
+      << ckpt::verify(newest).reason;
+  std::fill(u.begin(), u.end(), 0);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.distributed("u", u.data(), block);
+  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(10));
+  for (auto x : u)
+    EXPECT_EQ(x, 1000 + rank);
+  EXPECT_TRUE(fs::exists(newest + ".corrupt")); // set aside, never used again
+}
+
+TEST(Corruption, GarbageAndTruncatedFilesAreSkipped) {
+  ScratchDir dir;
+  int x = 5;
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("x", &x);
+    cp.save(1);
+    x = 6;
+    cp.save(2);
+  }
+  if (world_rank() == 0) {
+    std::ofstream(dir / ckpt::checkpoint_file_name(3)) << "this is not HDF5";
+    fs::resize_file(dir / ckpt::checkpoint_file_name(2), fs::file_size(dir / ckpt::checkpoint_file_name(2)) / 2);
+    std::ofstream(dir / "LATEST") << "garbage\n";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  x = 0;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("x", &x);
+  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
+  EXPECT_EQ(x, 5);
+}
+
+TEST(Corruption, NoValidCheckpointIsAnError) {
+  ScratchDir dir;
+  if (world_rank() == 0)
+    std::ofstream(dir / ckpt::checkpoint_file_name(9)) << "junk";
+  MPI_Barrier(MPI_COMM_WORLD);
+  int x = 0;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("x", &x);
+  EXPECT_EQ(error_code_of([&] { cp.restore(); }), Errc::no_valid_checkpoint);
+}
+
+// A failure on one rank during save becomes the same error on every rank; nothing is
+// committed and the previous checkpoint stays the latest.
+TEST(Commit, AllOrNothingWhenOneRankFails) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::vector<double> u(3, 1.0);
+  const ckpt::Block block{.global = {3 * std::uint64_t(size)}, .offset = {3 * std::uint64_t(rank)}, .count = {3}};
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.distributed("u", u.data(), block);
+  cp.save(1);
+  u.assign(3, 2.0);
+  const std::string fault = "fsync@" + std::to_string(size - 1);
+  setenv("CKPT_TEST_FAULT", fault.c_str(), 1);
+  std::string msg;
+  int failed_rank = -2;
+  try {
+    cp.save(2);
+  } catch (const ckpt::Error &e) {
+    msg = e.what();
+    failed_rank = e.rank();
+    EXPECT_EQ(e.code(), Errc::io);
+  }
+  unsetenv("CKPT_TEST_FAULT");
+  EXPECT_EQ(failed_rank, size - 1); // every rank names the rank that failed
+  EXPECT_NE(msg.find("injected"), std::string::npos) << msg;
+  // Same message on every rank.
+  const std::uint64_t h = std::hash<std::string>{}(msg);
+  std::uint64_t hmin = 0, hmax = 0;
+  MPI_Allreduce(&h, &hmin, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&h, &hmax, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  EXPECT_EQ(hmin, hmax);
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].step, 1);
+  EXPECT_EQ(ckpt::read_latest(dir.path()), std::optional<std::int64_t>(1));
+  for (const auto &e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  // The failure at commit (rank 0's rename) is all-or-nothing too.
+  setenv("CKPT_TEST_FAULT", "rename@0", 1);
+  EXPECT_EQ(error_code_of([&] { cp.save(3); }), Errc::io);
+  unsetenv("CKPT_TEST_FAULT");
+  EXPECT_EQ(ckpt::list_checkpoints(dir.path()).size(), 1u);
+  // And the next save works again.
+  cp.save(4);
+  EXPECT_EQ(ckpt::list_checkpoints(dir.path())[0].step, 4);
+}

@@ -1,0 +1,237 @@
+// Round trips of every dtype and every kind of state, the loop helper, retention, LATEST.
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace ckpt_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Deterministic bytes for element `i` of field `seed`, the same on every rank.
+template <class T> T value_at(std::uint64_t seed, std::uint64_t i) {
+  std::uint64_t x = (seed * 0x9E3779B97F4A7C15ull) ^ (i + 1) * 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 31;
+  T v;
+  if constexpr (std::is_floating_point_v<T>) {
+    v = static_cast<T>(static_cast<double>(x % 1000003) / 7.0 - 50000.0);
+  } else {
+    std::memcpy(&v, &x, sizeof(T));
+  }
+  return v;
+}
+
+// Row block of an n0 x n1 array for this rank.
+void row_block(std::uint64_t n0, int rank, int size, std::uint64_t &off, std::uint64_t &cnt) {
+  std::uint64_t base = n0 / size, rem = n0 % size;
+  off = rank * base + std::min<std::uint64_t>(rank, rem);
+  cnt = base + (std::uint64_t(rank) < rem ? 1 : 0);
+}
+
+template <class T> void roundtrip_dtype(std::uint64_t seed) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  const std::uint64_t n0 = 7, n1 = 5;
+  std::uint64_t off, cnt;
+  row_block(n0, rank, size, off, cnt);
+
+  std::vector<T> dist(cnt * n1), rep(6), mine(3 + rank);
+  T scalar = value_at<T>(seed, 99);
+  for (std::uint64_t i = 0; i < dist.size(); ++i)
+    dist[i] = value_at<T>(seed, off * n1 + i);
+  for (std::uint64_t i = 0; i < rep.size(); ++i)
+    rep[i] = value_at<T>(seed + 1, i);
+  for (std::uint64_t i = 0; i < mine.size(); ++i)
+    mine[i] = value_at<T>(seed + 2 + rank, i);
+  const auto d0 = dist, r0 = rep, m0 = mine;
+  const T s0 = scalar;
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.distributed("dist", dist.data(), {.global = {n0, n1}, .offset = {off, 0}, .count = {cnt, n1}});
+    cp.replicated("rep", rep.data(), {2, 3});
+    cp.replicated("scalar", &scalar);
+    cp.per_rank("mine", mine);
+    cp.save(42, 1.5);
+  }
+  std::fill(dist.begin(), dist.end(), T{});
+  std::fill(rep.begin(), rep.end(), T{});
+  mine.clear();
+  scalar = T{};
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.distributed("dist", dist.data(), {.global = {n0, n1}, .offset = {off, 0}, .count = {cnt, n1}});
+  cp.replicated("rep", rep.data(), {2, 3});
+  cp.replicated("scalar", &scalar);
+  cp.per_rank("mine", mine);
+  auto step = cp.restore();
+  ASSERT_TRUE(step.has_value());
+  EXPECT_EQ(*step, 42);
+  EXPECT_EQ(0, std::memcmp(dist.data(), d0.data(), d0.size() * sizeof(T)));
+  EXPECT_EQ(0, std::memcmp(rep.data(), r0.data(), r0.size() * sizeof(T)));
+  ASSERT_EQ(mine.size(), m0.size());
+  EXPECT_EQ(0, std::memcmp(mine.data(), m0.data(), m0.size() * sizeof(T)));
+  EXPECT_EQ(0, std::memcmp(&scalar, &s0, sizeof(T)));
+}
+
+} // namespace
+
+TEST(RoundTrip, EveryDtypeAndKind) {
+  roundtrip_dtype<std::uint8_t>(1);
+  roundtrip_dtype<std::int8_t>(2);
+  roundtrip_dtype<std::uint16_t>(3);
+  roundtrip_dtype<std::int16_t>(4);
+  roundtrip_dtype<std::uint32_t>(5);
+  roundtrip_dtype<std::int32_t>(6);
+  roundtrip_dtype<std::uint64_t>(7);
+  roundtrip_dtype<std::int64_t>(8);
+  roundtrip_dtype<float>(9);
+  roundtrip_dtype<double>(10);
+}
+
+TEST(RoundTrip, ThreeDimensionalWithGhostCells) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  const std::uint64_t n0 = 9, n1 = 4, n2 = 3;
+  std::uint64_t off, cnt;
+  row_block(n0, rank, size, off, cnt);
+  // Local array with one ghost layer around the block in every dimension.
+  const ckpt::Shape mem = {cnt + 2, n1 + 2, n2 + 2};
+  std::vector<double> a(ckpt::volume(mem), -1.0);
+  auto idx = [&](std::uint64_t i, std::uint64_t j, std::uint64_t k) { return (i * mem[1] + j) * mem[2] + k; };
+  for (std::uint64_t i = 0; i < cnt; ++i)
+    for (std::uint64_t j = 0; j < n1; ++j)
+      for (std::uint64_t k = 0; k < n2; ++k)
+        a[idx(i + 1, j + 1, k + 1)] = value_at<double>(3, ((off + i) * n1 + j) * n2 + k);
+  const auto a0 = a;
+  const ckpt::Block block{.global = {n0, n1, n2}, .offset = {off, 0, 0}, .count = {cnt, n1, n2},
+                          .memory = mem, .memory_offset = {1, 1, 1}};
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.distributed("a", a.data(), block);
+    cp.save(1);
+  }
+  std::fill(a.begin(), a.end(), -1.0);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.distributed("a", a.data(), block);
+  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
+  EXPECT_EQ(a, a0); // ghosts untouched (-1), block restored
+}
+
+TEST(RoundTrip, EmptyDirectoryRestoresNothing) {
+  ScratchDir dir;
+  double x = 3;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir / "new/sub"));
+  cp.replicated("x", &x);
+  EXPECT_FALSE(cp.restore().has_value());
+  EXPECT_EQ(x, 3);
+  EXPECT_TRUE(fs::is_directory(dir / "new/sub"));
+}
+
+TEST(LoopHelper, ResumesAtRestoredStepAndSavesPerPolicy) {
+  ScratchDir dir;
+  std::int64_t counter = 0; // a replicated counter advanced once per step
+  std::vector<std::int64_t> visited;
+  {
+    auto o = test_options(dir.path());
+    o.every = 3;
+    o.final = false;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    cp.replicated("counter", &counter);
+    for (auto step : cp.steps(8)) {
+      EXPECT_EQ(counter, step);
+      ++counter;
+    }
+    EXPECT_EQ(cp.stopped(), ckpt::StopReason::finished);
+    EXPECT_EQ(cp.exit_code(), 0);
+    EXPECT_EQ(cp.stats().saves, 2); // after steps 3 and 6
+  }
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].step, 6);
+  EXPECT_EQ(ckpt::read_latest(dir.path()), std::optional<std::int64_t>(6));
+  counter = -100;
+  auto o = test_options(dir.path());
+  o.every = 3;
+  o.final = true;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.replicated("counter", &counter);
+  for (auto step : cp.steps(10)) {
+    visited.push_back(step);
+    EXPECT_EQ(counter, step);
+    ++counter;
+  }
+  EXPECT_EQ(visited, (std::vector<std::int64_t>{6, 7, 8, 9}));
+  EXPECT_EQ(ckpt::list_checkpoints(dir.path())[0].step, 10); // final save
+}
+
+TEST(LoopHelper, RequestStopSavesAndEndsWithExitMoreWork) {
+  ScratchDir dir;
+  std::int64_t counter = 0;
+  auto o = test_options(dir.path());
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.replicated("counter", &counter);
+  std::int64_t last = -1;
+  for (auto step : cp.steps(1000)) {
+    ++counter;
+    last = step;
+    if (step == 4 && world_rank() == 0)
+      cp.request_stop(); // only rank 0 asks; the agreement tells everyone
+  }
+  EXPECT_EQ(cp.stopped(), ckpt::StopReason::requested);
+  EXPECT_EQ(cp.exit_code(), ckpt::exit_more_work);
+  EXPECT_LT(last, 10);
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].step, last + 1);
+  EXPECT_EQ(counter, last + 1);
+}
+
+TEST(Retention, KeepsNewestK) {
+  ScratchDir dir;
+  int x = 0;
+  auto o = test_options(dir.path());
+  o.keep = 2;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.replicated("x", &x);
+  for (int s = 1; s <= 5; ++s) {
+    x = s;
+    cp.save(s * 10);
+  }
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].step, 50);
+  EXPECT_EQ(list[1].step, 40);
+  // No temp files are left behind.
+  for (const auto &e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(Format, InspectShowsAttributesAndBlocks) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::uint64_t off, cnt;
+  row_block(10, rank, size, off, cnt);
+  std::vector<float> u(cnt * 3, 1.0f);
+  auto o = test_options(dir.path());
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.distributed("u", u.data(), {.global = {10, 3}, .offset = {off, 0}, .count = {cnt, 3}});
+  cp.metadata("model", "heat");
+  cp.save(7, 0.25);
+  auto info = ckpt::inspect(dir / ckpt::checkpoint_file_name(7));
+  EXPECT_EQ(info.format, "ckpt");
+  EXPECT_EQ(info.format_major, 1);
+  EXPECT_EQ(info.step, 7);
+  EXPECT_EQ(info.time, 0.25);
+  EXPECT_EQ(info.nranks, size);
+  EXPECT_EQ(info.metadata.at("model"), "heat");
+  ASSERT_NE(info.field("u"), nullptr);
+  EXPECT_EQ(info.field("u")->shape, (ckpt::Shape{10, 3}));
+  EXPECT_EQ(info.field("u")->dtype, ckpt::Dtype::f32);
+  auto rep = ckpt::verify(dir / ckpt::checkpoint_file_name(7));
+  EXPECT_TRUE(rep.ok) << rep.reason;
+  EXPECT_EQ(rep.blocks_checked, std::uint64_t(std::min<int>(size, 10)));
+}
