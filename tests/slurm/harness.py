@@ -198,18 +198,20 @@ def run_main(fn):
 HEAT_SBATCH = os.path.join(ROOT, "slurm", "heat.sbatch")
 
 
-def heat_rate(heat, n, ranks=2, steps=300):
-    """Steps per second of heat on this machine now (a short run without checkpoints).
-    Used to size jobs so that they need a known amount of compute time."""
+def heat_rate(heat, n, ranks=2, steps=300, every=0, env_extra=None):
+    """Steps per second of heat on this machine now (a short run, checkpointing every
+    `every` steps). Used to size jobs so that they need a known amount of time."""
     env = dict(os.environ)
     env.update(MPI_ENV)
     for k in list(env):
         if k.startswith("CKPT_") or k.startswith("SLURM_"):
             del env[k]
+    env["CKPT_QUIET"] = "1"
+    env.update(env_extra or {})
     d = tempfile.mkdtemp(prefix="ckpt-heat-rate-")
     try:
         r = subprocess.run(["mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
-                            "--every", "0", "--dir", d], capture_output=True, text=True, env=env,
+                            "--every", str(every), "--dir", d], capture_output=True, text=True, env=env,
                            timeout=300)
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -217,7 +219,7 @@ def heat_rate(heat, n, ranks=2, steps=300):
     if r.returncode != 0 or not m:
         raise TestFailure("heat calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
     rate = steps / max(float(m.group(1)), 1e-3)
-    log("heat n=%d on %d ranks: %.0f steps/s" % (n, ranks, rate))
+    log("heat n=%d every=%d on %d ranks: %.1f steps/s" % (n, every, ranks, rate))
     return rate
 
 

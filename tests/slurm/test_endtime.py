@@ -19,7 +19,7 @@ def main():
     args = h.parse_args()
     h.require_root_and_slurm()
     n = 512
-    steps = int(h.heat_rate(args.heat, n) * 40)
+    steps = int(h.heat_rate(args.heat, n) * 25)
     with h.Cluster("endtime") as c:
         ckdir = os.path.join(c.work, "ckpt")
         script = os.path.join(c.work, "endtime.sbatch")

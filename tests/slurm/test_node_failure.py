@@ -54,7 +54,7 @@ def main():
         h.log("job %d: %s, Restarts=%s, allocations %s" % (job, info["JobState"], info["Restarts"], h.allocations(text)))
         h.check(info["JobState"] == "COMPLETED", "job ended %s" % info["JobState"])
         h.check(info["Restarts"] == "1", "Restarts=%s, expected 1" % info["Restarts"])
-        h.check("NODE FAILURE" in text, "the log does not show the node failure")
+        h.check(re.search("node failure", text, re.I), "the log does not show the node failure")
         h.check(not h.REQUEUE_RE.findall(text), "ckpt-run requeued: SLURM should have done it")
         h.check(not h.STOP_RE.findall(text), "the app stopped with a checkpoint; it should have been killed")
         got_restored = h.restored(text)

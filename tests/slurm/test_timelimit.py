@@ -6,45 +6,52 @@ log and the output of every allocation is kept (--open-mode=append).
 
 Timing facts (Slurm 22.05, checked by this test): slurmctld tests time limits every 30 s
 and sends the B:USR1@T warning at the first test where the time left is <= T + 30 s, so
-with T = 20 the warning comes 10..40 s after the start. The job is sized to need about
-100 s of compute, more than two allocations can give it."""
+with T = 20 the warning comes 10..40 s after the start of an allocation.
+
+Workload: a small grid (128 x 128) that checkpoints every step, so that the job's time
+goes mostly into durable checkpoints (write, fsync, rename) rather than CPU on this
+shared 2-core machine, and the uninterrupted reference run costs almost nothing. The
+job is sized from a calibration run to need about 1.2 x the 80 s that two allocations
+can give it at most; if the machine then runs it faster and it finishes within two
+allocations, the test says so and runs once more with twice the steps."""
 import os
 import harness as h
 
 LIMIT_MIN = 1
 WARN = 20
-MAX_ALLOC_COMPUTE = 40  # seconds of compute an allocation can get before the warning
+MAX_ALLOC = 40  # seconds an allocation can run before the warning
+N = 128
+EVERY = 1
+JOB_ENV = {"OMPI_MCA_mpi_yield_when_idle": "1"}  # ranks waiting on rank 0's fsync sleep
 
 
-def main():
-    args = h.parse_args()
-    h.require_root_and_slurm()
-    n = 512
-    rate = h.heat_rate(args.heat, n)
-    steps = int(rate * MAX_ALLOC_COMPUTE * 2.5)
+def run_job(args, steps, attempt):
     with h.Cluster("timelimit") as c:
         ckdir = os.path.join(c.work, "ckpt")
-        env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
-               "HEAT_EVERY": "0", "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch}
+        env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(N), "HEAT_STEPS": str(steps),
+               "HEAT_EVERY": str(EVERY), "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch}
+        env.update(JOB_ENV)
         job = c.sbatch(h.HEAT_SBATCH, "--time=%d" % LIMIT_MIN, "--signal=B:USR1@%d" % WARN,
                        "--ntasks=2", "--output=" + os.path.join(c.work, "job.out"), env=env)
-        ref = h.Reference(args.heat, n, steps, 2, c.work)
-        try:
-            info = c.wait_done(job, timeout=540)
-            expected = ref.result()
-        finally:
-            ref.kill()
+        expected = h.Reference(args.heat, N, steps, 2, c.work).result()
+        info = c.wait_done(job, timeout=600)
         text = c.read("job.out")
         allocs = h.allocations(text)
         h.log("job %d: %s after %s restarts; allocations: %s" % (job, info["JobState"], info["Restarts"], allocs))
         h.check(info["JobState"] == "COMPLETED", "job ended %s, not COMPLETED" % info["JobState"])
         restarts = int(info["Restarts"])
+        if restarts < 2 and attempt == 0:
+            h.log("the job needed only %d allocation(s): the machine ran it faster than calibrated; "
+                  "running again with twice the steps" % (restarts + 1))
+            return False
         h.check(restarts >= 2, "job ran in %d allocation(s), expected at least 3" % (restarts + 1))
         # Output of every allocation kept, in order, each showing SLURM_RESTART_COUNT.
         h.check([a[0] for a in allocs] == list(range(restarts + 1)),
                 "log does not hold one header per allocation 0..%d: %s" % (restarts, allocs))
         h.check(allocs[0][1] == "unset" and [a[1] for a in allocs[1:]] == [str(i) for i in range(1, restarts + 1)],
                 "SLURM_RESTART_COUNT in the log is not unset,1,2,...: %s" % [a[1] for a in allocs])
+        core_counts = [int(x) for x in h.re.findall(r"^ckpt: job restart (\d+) \(SLURM_RESTART_COUNT\)", text, h.re.M)]
+        h.check(core_counts == list(range(1, restarts + 1)), "ckpt saw restart counts %s" % core_counts)
         # Every allocation but the last stopped on the warning signal, checkpointed and was
         # requeued by ckpt-run exactly once; none was killed at the time limit.
         stops = h.STOP_RE.findall(text)
@@ -63,6 +70,16 @@ def main():
         got = h.result_lines(text)
         h.log("result %s, uninterrupted %s" % (got, expected))
         h.check(got == [expected], "result %s differs from the uninterrupted run's %s" % (got, expected))
+        return True
+
+
+def main():
+    args = h.parse_args()
+    h.require_root_and_slurm()
+    rate = h.heat_rate(args.heat, N, steps=40, every=EVERY, env_extra=JOB_ENV)
+    steps = int(rate * 2 * MAX_ALLOC * 1.2)
+    if not run_job(args, steps, 0):
+        run_job(args, steps * 2, 1)
 
 
 if __name__ == "__main__":
