@@ -182,7 +182,13 @@ int cmd_info(const Args &args) {
   std::cout << fmt::format("checksums:  {}\n", info.checksum_algorithm);
   if (!info.metadata.empty()) {
     std::cout << "metadata:\n";
-    for (const auto &[k, v] : info.metadata) std::cout << fmt::format("  {} = {}\n", k, v);
+    // Long values (the Python package stores its state tree as JSON) are cut; --json has them.
+    for (const auto &[k, v] : info.metadata) {
+      if (v.size() > 100)
+        std::cout << fmt::format("  {} = {}... ({} characters; --json shows all)\n", k, v.substr(0, 80), v.size());
+      else
+        std::cout << fmt::format("  {} = {}\n", k, v);
+    }
   }
   std::cout << fmt::format("fields ({}):\n", info.fields.size());
   std::size_t w = 4;

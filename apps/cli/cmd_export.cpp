@@ -210,14 +210,26 @@ int cmd_export(const Args &args) {
   const Dtype dtype = field->dtype;
   const std::size_t esize = dtype_size(dtype);
 
-  std::ofstream npy(npy_path, std::ios::binary | std::ios::trunc);
-  if (!npy) throw CliError(exit_failed, fmt::format("cannot create {}", npy_path.string()));
+  // Written under temporary names and renamed when complete, so an interrupted export
+  // never leaves a truncated file under the final name.
+  const fs::path npy_tmp = prefix + ".npy.part", h5_tmp = prefix + ".h5.part";
+  struct RemoveOnError {
+    std::vector<fs::path> paths;
+    bool done = false;
+    ~RemoveOnError() {
+      if (done) return;
+      std::error_code ec;
+      for (const auto &p : paths) fs::remove(p, ec);
+    }
+  } cleanup{{npy_tmp, h5_tmp}};
+  std::ofstream npy(npy_tmp, std::ios::binary | std::ios::trunc);
+  if (!npy) throw CliError(exit_failed, fmt::format("cannot create {}", npy_tmp.string()));
   npy << npy_header(dtype, field->shape);
 
   H5Handle out, out_dset, out_space;
   if (!link) {
     silence_hdf5();
-    out = H5Handle(H5Fcreate(h5_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    out = H5Handle(H5Fcreate(h5_tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     if (!out.valid())
       throw CliError(exit_failed, fmt::format("cannot create {}: {}", h5_path.string(), hdf5_error_detail()));
     std::vector<hsize_t> dims(field->shape.begin(), field->shape.end());
@@ -267,14 +279,26 @@ int cmd_export(const Args &args) {
   }
   progress.finish();
   npy.close();
-  if (!npy) throw CliError(exit_failed, fmt::format("writing {} failed", npy_path.string()));
+  if (!npy) throw CliError(exit_failed, fmt::format("writing {} failed", npy_tmp.string()));
   if (!link) {
     out_dset.close();
     out_space.close();
     if (out.close() < 0)
-      throw CliError(exit_failed, fmt::format("closing {} failed: {}", h5_path.string(), hdf5_error_detail()));
+      throw CliError(exit_failed, fmt::format("closing {} failed: {}", h5_tmp.string(), hdf5_error_detail()));
+  }
+  std::error_code rename_ec;
+  if (!link) {
+    fs::rename(h5_tmp, h5_path, rename_ec);
+    if (rename_ec)
+      throw CliError(exit_failed, fmt::format("cannot rename {} to {}: {}", h5_tmp.string(), h5_path.string(),
+                                              rename_ec.message()));
     std::cout << fmt::format("wrote {}\n", h5_path.string());
   }
+  fs::rename(npy_tmp, npy_path, rename_ec);
+  if (rename_ec)
+    throw CliError(exit_failed, fmt::format("cannot rename {} to {}: {}", npy_tmp.string(), npy_path.string(),
+                                            rename_ec.message()));
+  cleanup.done = true;
   std::cout << fmt::format("wrote {} ({} {} {})\n", npy_path.string(), kind_name(field->kind), dtype_name(dtype),
                            shape_text(field->shape));
 
