@@ -8,6 +8,7 @@ the `result:` digest of the final positions with an uninterrupted run:
   reshard  kill on one rank count, resume on others
   signal   SIGUSR1: the job checkpoints and exits 75, then resumes on another rank count
   magic    N = 72 / 122 end with 12 five-fold points (and N = 72 at the known minimum)
+  mismatch resuming with another N fails cleanly, naming the field
 
 The random kill times come from --seed (printed), so a failure can be replayed.
 """
@@ -214,6 +215,18 @@ def scenario_signal(scratch, rng):
     assert got == ref, f"signal-stopped run gave {got}, uninterrupted {ref}"
 
 
+def scenario_mismatch(scratch, rng):
+    """Resuming with another N: a clean error naming the field, on every rank, exit 1."""
+    ckdir = os.path.join(scratch, "mismatch")
+    run(command(ARGS.np[0], ckdir, 72, 100, 50))
+    out, _ = run(command(ARGS.np[0], ckdir, 122, 100, 50), expect=1)
+    print(out.strip().splitlines()[0])
+    assert re.search(r"capsid: ckpt\[rank \d+\] restore: field 'x' has global shape "
+                     r"\[72, ?3\]", out), out
+    assert re.search(r"\[122, ?3\] is registered", out), out
+    assert "Traceback" not in out and "terminate called" not in out, out
+
+
 def scenario_magic(scratch, rng):
     for n in ARGS.magic:
         # enough steps to converge (the step size collapses at a minimum); few checkpoints
@@ -229,7 +242,7 @@ def scenario_magic(scratch, rng):
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["kill", "reshard", "signal", "magic"])
+    ap.add_argument("scenario", choices=["kill", "reshard", "signal", "magic", "mismatch"])
     ap.add_argument("--capsid", required=True)
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--np", type=int, nargs="+", default=[2])
@@ -248,7 +261,7 @@ def main():
     ok = False
     try:
         {"kill": scenario_kill, "reshard": scenario_reshard, "signal": scenario_signal,
-         "magic": scenario_magic}[ARGS.scenario](scratch, rng)
+         "magic": scenario_magic, "mismatch": scenario_mismatch}[ARGS.scenario](scratch, rng)
         ok = True
     finally:
         if ok:

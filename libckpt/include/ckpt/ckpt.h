@@ -197,7 +197,7 @@ int ckpt_exit_code(const ckpt_handle *h);
 ckpt_status ckpt_close(ckpt_handle **h);
 
 /** Message of the last failed call on this thread ("" when none failed), e.g.
- * "ckpt[rank 3] restore: field 'x' has shape [72, 3] in run/ckpt-000000000100.h5, ...".
+ * "ckpt[rank 3] restore: field 'x' has global shape [72,3] in run/ckpt-000000000100.h5 ...".
  * Valid until the next failing call on this thread. Local. */
 const char *ckpt_last_error(void);
 
