@@ -174,7 +174,9 @@ ckpt_status ckpt_restore(ckpt_handle *h, int *restored, int64_t *step);
  * \param time  simulation time stored with a checkpoint.
  * \param stop  receives 1 when a stop was requested (signal, time limit, ckpt_request_stop)
  *   and the checkpoint of `step` is durable; the program should then leave its loop and
- *   exit with CKPT_EXIT_MORE_WORK. Else 0. May be NULL.
+ *   exit with CKPT_EXIT_MORE_WORK. Else 0. May be NULL. A stop seen on any rank is
+ *   reported on every rank at the same step, at most one step after it arrived (the ranks
+ *   agree without blocking).
  * Collective. */
 ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop);
 
