@@ -35,3 +35,14 @@ def sub_comm(size):
     world = MPI.COMM_WORLD
     color = 0 if world.rank < size else MPI.UNDEFINED
     return world.Split(color, world.rank)
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    """A test that hangs (a rank stuck in a collective) dumps every rank's Python stack and
+    exits after 90 s instead of waiting for the ctest timeout (pytest's own faulthandler,
+    -o faulthandler_timeout, prints the stacks where they can be seen)."""
+    import faulthandler
+    faulthandler.dump_traceback_later(float(os.environ.get("CKPT_TEST_WATCHDOG", 90)), exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
