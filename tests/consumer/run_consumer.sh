@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the built ckpt into a scratch prefix and builds and runs a consumer project
 # against the installed tree: with find_package(ckpt) (C++ and, when the C API header is
-# installed, C) and with pkg-config. Also runs the installed `ckpt` tool.
+# installed, C) and with pkg-config. Also runs the installed Python package (save/load on
+# 2 ranks) and the installed `ckpt` tool.
 # usage: run_consumer.sh BUILD_DIR PROJECT_DIR MPIEXEC CMAKE CC CXX
 set -eu
 build=$1 project=$2 mpiexec=$3 cmake=$4 cc=$5 cxx=$6
@@ -59,6 +60,21 @@ if [ -f "$root/include/ckpt/ckpt.h" ]; then
   "$cc" -std=c99 -O1 "$project/consumer.c" -o "$work/pc_c" $(pkg-config --cflags --libs ckpt) \
     -Wl,-rpath,"$libdir"
   "$mpiexec" -n 2 "$work/pc_c" "$work/run-pc-c"
+fi
+
+echo "== installed Python package"
+pydir=$(find "$root" -type d -path "*-packages/ckpt" | head -1)
+if [ -n "$pydir" ]; then
+  # LD_LIBRARY_PATH: the extension's RUNPATH points at the prefix given at configure time,
+  # not at this scratch prefix (see docs/user-guide.md).
+  LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYTHONPATH=$(dirname "$pydir") \
+    "$mpiexec" -n 2 /usr/bin/python3 "$project/consumer.py" "$work/run-py"
+  case $(PYTHONPATH=$(dirname "$pydir") LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c 'import ckpt; print(ckpt.__file__)') in
+    "$pydir"/*) ;;
+    *) echo "FAIL: the Python consumer did not import the installed package"; exit 1 ;;
+  esac
+else
+  echo "NOTE: the Python package is not installed (python/ not built)"
 fi
 
 echo "== installed ckpt tool"
