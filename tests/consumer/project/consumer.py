@@ -13,7 +13,7 @@ n = 5
 offset = (n * comm.rank,)
 shape = (n * comm.size,)
 block = 100.0 * comm.rank + np.arange(n, dtype=np.float64) + 0.5
-ck.save(comm, {"u": ck.Distributed(block, offset, shape), "t": 2.25}, path, step=4, _quiet=True)
+ck.save(comm, {"u": ck.Distributed(block, offset, shape), "t": 2.25}, path, step=4)
 out = np.zeros(n)
 state = ck.load(comm, path, like={"u": ck.Distributed(out, offset, shape), "t": 0.0})
 ok = state is not None and state["t"] == 2.25 and np.array_equal(out, block)
