@@ -83,12 +83,27 @@ void split(std::uint64_t n, int p, int i, std::uint64_t &start, std::uint64_t &l
 
 } // namespace
 
+int run(const Args &args, int rank, int size);
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const Args args = parse(argc, argv, rank);
+  int code = 1;
+  try {
+    code = run(args, rank, size);
+  } catch (const ckpt::Error &e) {
+    // ckpt agrees on errors: every rank gets here with the same message.
+    if (rank == 0)
+      std::fprintf(stderr, "heat: %s\n", e.what());
+  }
+  MPI_Finalize();
+  return code;
+}
+
+int run(const Args &args, int rank, int size) {
   const std::uint64_t n = args.n;
 
   // 2-D process grid and this rank's block of the interior.
@@ -186,9 +201,7 @@ int main(int argc, char **argv) {
                 ckpt::stop_reason_name(cp.stopped()));
   }
   std::fflush(stdout);
-  const int code = cp.exit_code(); // ckpt
   MPI_Type_free(&column);
   MPI_Comm_free(&cart);
-  MPI_Finalize();
-  return code;
+  return cp.exit_code(); // ckpt
 }

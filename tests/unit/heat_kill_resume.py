@@ -20,7 +20,7 @@ ap.add_argument("--seed", type=int, default=int(time.time()))
 args = ap.parse_args()
 rng = random.Random(args.seed)
 print(f"seed {args.seed}")
-N, STEPS, EVERY = 512, 4000, 25
+N, STEPS, EVERY = 512, 2000, 25
 work = tempfile.mkdtemp(prefix="ckpt-heat-kill-")
 
 
