@@ -23,6 +23,14 @@ pytestmark = pytest.mark.skipif("OMPI_COMM_WORLD_SIZE" in os.environ,
                                 reason="starts mpiexec itself; run it without mpiexec")
 
 
+def clean_env():
+    """The environment without what MPI_Init of this (singleton) process added, so the
+    mpiexec started here is a fresh launch."""
+    keep = ("OMPI_MCA_", "OMPI_ALLOW_")
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith(("OMPI_", "PMIX_", "ORTE_")) and not k.startswith(keep))}
+
+
 def heat_cmd(np_, d, python=True):
     prog = [PYTHON, HEAT_PY] if python else [HEAT_BIN]
     return [MPIEXEC, "-n", str(np_)] + prog + ["--n", str(N), "--steps", str(STEPS),
@@ -36,7 +44,7 @@ def digest(out):
 
 
 def run(cmd, timeout=240):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=clean_env())
     assert p.returncode == 0, f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
     return p.stdout
 
@@ -66,7 +74,7 @@ def test_killed_at_random_moments_resumes_to_same_digest(reference, tmp_path):
         assert runs < 40, "heat.py never finished"
         np_ = rnd.choice([1, 2, 3])
         p = subprocess.Popen(heat_cmd(np_, d), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, env=clean_env())
         if kills < 5:
             try:
                 o, e = p.communicate(timeout=rnd.uniform(0.8, 4.0))
@@ -89,7 +97,7 @@ def test_killed_at_random_moments_resumes_to_same_digest(reference, tmp_path):
 def test_sigusr1_checkpoints_and_exits_75(reference, tmp_path):
     d = str(tmp_path / "ckpt")
     p = subprocess.Popen(heat_cmd(2, d), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+                         text=True, start_new_session=True, env=clean_env())
     time.sleep(2.5)
     os.kill(p.pid, signal.SIGUSR1)   # mpiexec forwards SIGUSR1 to the ranks
     o, e = p.communicate(timeout=120)
