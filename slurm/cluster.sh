@@ -47,15 +47,16 @@ cmd_stop() {
   if pid_alive "$d/slurmctld.pid" && [ -f "$d/slurm.conf" ]; then
     SLURM_CONF=$d/slurm.conf timeout 10 scancel --full --signal=KILL --user="$(id -un)" 2>/dev/null || true
     SLURM_CONF=$d/slurm.conf timeout 10 scancel --user="$(id -un)" 2>/dev/null || true
+    # Let slurmd and slurmstepd finish the cancelled jobs before they go away.
+    local i
+    for i in $(seq 30); do
+      [ -z "$(SLURM_CONF=$d/slurm.conf timeout 5 squeue -h -t R,CG -o %i 2>/dev/null)" ] && break
+      sleep 0.5
+    done
   fi
   stop_pidfile "$d/slurmd.pid" slurmd
   stop_pidfile "$d/slurmctld.pid" slurmctld
   stop_pidfile "$d/munged.pid" munged
-  # Job processes that slurmd may have left behind (same session id as their job step).
-  if [ -d "$d/spool" ]; then
-    local p
-    for p in $(ls "$d/spool" 2>/dev/null); do :; done
-  fi
 }
 
 cmd_status() {

@@ -184,8 +184,15 @@ def result_lines(text):
     return re.findall(r"^result: ([0-9a-f]+)$", text, re.M)
 
 
+def _terminated(signum, frame):
+    raise TestFailure("terminated by signal %d" % signum)
+
+
 def run_main(fn):
-    """Runs a test function and turns its outcome into the process exit status."""
+    """Runs a test function and turns its outcome into the process exit status. SIGTERM
+    becomes a failure, so that the cluster is still stopped."""
+    import signal
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         fn()
     except TestFailure as e:
@@ -224,21 +231,23 @@ def heat_rate(heat, n, ranks=2, steps=300, every=0, env_extra=None):
 
 
 class Reference:
-    """An uninterrupted heat run (plain mpirun, no SLURM, no checkpoints) in the
-    background at low priority, so that it uses the CPU the job leaves idle."""
+    """An uninterrupted run of an app (plain mpirun, no SLURM, no checkpoints) in the
+    background. `cmd` is the app's command line without mpirun."""
 
-    def __init__(self, heat, n, steps, ranks, workdir):
+    def __init__(self, heat, n, steps, ranks, workdir, cmd=None, env_extra=None):
         env = dict(os.environ)
         env.update(MPI_ENV)
         for k in list(env):
             if k.startswith("CKPT_") or k.startswith("SLURM_"):
                 del env[k]
         env["CKPT_QUIET"] = "1"
+        env.update(env_extra or {})
+        if cmd is None:
+            cmd = [heat, "--n", str(n), "--steps", str(steps), "--every", "0", "--dir",
+                   os.path.join(workdir, "reference-ckpt")]
         self.out = open(os.path.join(workdir, "reference.log"), "w+")
-        self.proc = subprocess.Popen(
-            ["nice", "-n", "19", "mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
-             "--every", "0", "--dir", os.path.join(workdir, "reference-ckpt")],
-            stdout=self.out, stderr=subprocess.STDOUT, env=env, text=True)
+        self.proc = subprocess.Popen(["mpirun", "-n", str(ranks)] + cmd, stdout=self.out,
+                                     stderr=subprocess.STDOUT, env=env, text=True)
 
     def result(self, timeout=900):
         rc = self.proc.wait(timeout=timeout)
@@ -279,6 +288,9 @@ def parse_args(argv=None):
     p.add_argument("--heat", help="path of build/bin/heat")
     p.add_argument("--probe", help="path of the job_env probe")
     p.add_argument("--launch", default="srun", choices=["srun", "mpirun"])
+    p.add_argument("--app", default="heat", choices=["heat", "capsid", "heat-py"])
+    p.add_argument("--capsid", help="path of build/bin/capsid")
+    p.add_argument("--pythonpath", help="directory holding the built ckpt Python package")
     return p.parse_args(argv)
 
 

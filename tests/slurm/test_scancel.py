@@ -1,32 +1,78 @@
 #!/usr/bin/python3
-"""`scancel --signal=USR1 --full` on a running heat job makes it
-checkpoint, exit 75 and get requeued by slurm/ckpt-run exactly once, although the signal
-reaches the ranks several times (from scancel directly, through srun or mpirun, and
-forwarded by ckpt-run). The second allocation resumes from that checkpoint and ends with
-the uninterrupted run's result. (The template's own --signal=B:USR1@120 cannot fire:
-the time limit is 10 minutes.) Run once with --launch srun and once with --launch mpirun."""
+"""`scancel --signal=USR1 --full` on a running job makes the application checkpoint, exit
+75 and get requeued by slurm/ckpt-run exactly once, although the signal reaches the ranks
+several times (from scancel directly, through srun or mpirun, and forwarded by
+ckpt-run). The second allocation resumes from that checkpoint and ends with the
+uninterrupted run's result. Runs the sbatch template of the app given by --app (heat,
+capsid, heat-py) with --launch srun or mpirun. (The templates' own --signal=B:USR1@120
+cannot fire here: the time limit is 10 minutes.)"""
 import glob
 import os
+import subprocess
 import time
 import harness as h
+
+
+def wall_rate(cmd, steps, env_extra=None):
+    """Steps per second of a short run of cmd on 2 ranks, start-up included (so it errs
+    towards longer jobs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKPT_", "SLURM_"))}
+    env.update(h.MPI_ENV)
+    env["CKPT_QUIET"] = "1"
+    env.update(env_extra or {})
+    t0 = time.time()
+    r = subprocess.run(["mpirun", "-n", "2"] + cmd, env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise h.TestFailure("calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
+    rate = steps / (time.time() - t0)
+    h.log("%s: %.0f steps/s" % (os.path.basename(cmd[1] if cmd[0].endswith("python3") else cmd[0]), rate))
+    return rate
+
+
+def app_setup(args, work):
+    """(template, environment for the job, reference command, expected digest length)."""
+    ckdir = os.path.join(work, "ckpt")
+    ref_dir = os.path.join(work, "reference-ckpt")
+    if args.app == "heat":
+        n = 512
+        steps = int(h.heat_rate(args.heat, n) * 20)
+        env = {"HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps), "HEAT_EVERY": "0"}
+        ref = [args.heat, "--n", str(n), "--steps", str(steps), "--every", "0", "--dir", ref_dir]
+        return "heat.sbatch", env, ref, {}, steps
+    if args.app == "capsid":
+        n = 400
+        steps = max(int(wall_rate([args.capsid, "-n", str(n), "-s", "20", "-e", "0", "-d",
+                                   os.path.join(work, "rate-ckpt")], 20) * 20), 50)
+        env = {"CAPSID": args.capsid, "CAPSID_N": str(n), "CAPSID_STEPS": str(steps), "CAPSID_EVERY": "0"}
+        ref = [args.capsid, "-n", str(n), "-s", str(steps), "-e", "0", "-d", ref_dir]
+        return "capsid.sbatch", env, ref, {}, steps
+    # heat-py: apps/heat.py with the built ckpt package
+    n = 256
+    py = "/usr/bin/python3"
+    steps = max(int(wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "300",
+                               "--every", "0", "--dir", os.path.join(work, "rate-ckpt")], 300,
+                              {"PYTHONPATH": args.pythonpath}) * 20), 300)
+    env = {"PYTHON": py, "CKPT_PYTHONPATH": args.pythonpath, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
+           "HEAT_EVERY": "0"}
+    ref = [py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", str(steps), "--every", "0",
+           "--dir", ref_dir]
+    return "heat-py.sbatch", env, ref, {"PYTHONPATH": args.pythonpath}, steps
 
 
 def main():
     args = h.parse_args()
     h.require_root_and_slurm()
-    n = 512
-    steps = int(h.heat_rate(args.heat, n) * 20)
-    with h.Cluster("scancel-" + args.launch) as c:
+    with h.Cluster("scancel-%s-%s" % (args.app, args.launch)) as c:
         ckdir = os.path.join(c.work, "ckpt")
-        env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
-               "HEAT_EVERY": "0", "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch}
-        job = c.sbatch(h.HEAT_SBATCH, "--time=10", "--ntasks=2",
+        template, env, ref_cmd, ref_env, steps = app_setup(args, c.work)
+        env.update({"CKPT_HOME": h.ROOT, "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch})
+        job = c.sbatch(os.path.join(h.ROOT, "slurm", template), "--time=10", "--ntasks=2",
                        "--output=" + os.path.join(c.work, "job.out"), env=env)
-        ref = h.Reference(args.heat, n, steps, 2, c.work)
+        ref = h.Reference(None, 0, 0, 2, c.work, cmd=ref_cmd, env_extra=ref_env)
         try:
             c.wait_state(job, {"RUNNING"}, 60)
             # The Checkpointer creates the directory; give the loop a moment to run.
-            c.wait_for("heat to start", lambda: os.path.isdir(ckdir), 60)
+            c.wait_for("the app to start", lambda: os.path.isdir(ckdir), 60)
             time.sleep(3)
             h.check(c.job(job)["JobState"] == "RUNNING", "job no longer running before scancel")
             c.run("scancel", "--signal=USR1", "--full", str(job))
@@ -42,14 +88,17 @@ def main():
         h.check(info["JobState"] == "COMPLETED", "job ended %s" % info["JobState"])
         h.check(info["Restarts"] == "1", "job restarted %s times, expected exactly 1" % info["Restarts"])
         h.check(len(h.REQUEUE_RE.findall(text)) == 1, "ckpt-run requeued %d times" % len(h.REQUEUE_RE.findall(text)))
-        h.check(h.STOP_RE.findall(text) == ["signal"], "stops: %s" % h.STOP_RE.findall(text))
-        stops = [int(s) for s, _ in h.CKPT_STOP_RE.findall(text)]
-        h.check(len(stops) == 1 and 0 < stops[0] < steps, "checkpoint on stop at steps %s" % stops)
+        core_stops = h.CKPT_STOP_RE.findall(text)
+        h.check([r for _, r in core_stops] == ["signal"], "ckpt stops: %s" % core_stops)
+        stops = [int(s) for s, _ in core_stops]
+        h.check(0 < stops[0] < steps, "checkpoint on stop at step %d of %d" % (stops[0], steps))
         h.check(h.restored(text) == stops, "restored %s, stopped at %s" % (h.restored(text), stops))
         h.check([a[1] for a in h.allocations(text)] == ["unset", "1"],
                 "allocations in the log: %s" % h.allocations(text))
-        h.check(os.path.exists(os.path.join(ckdir, "ckpt-%012d.h5" % steps)), "no final checkpoint in %s: %s"
-                % (ckdir, sorted(glob.glob(ckdir + "/*"))))
+        if args.app == "heat":
+            h.check(h.STOP_RE.findall(text) == ["signal"], "heat stops: %s" % h.STOP_RE.findall(text))
+            h.check(os.path.exists(os.path.join(ckdir, "ckpt-%012d.h5" % steps)), "no final checkpoint in %s: %s"
+                    % (ckdir, sorted(glob.glob(ckdir + "/*"))))
         got = h.result_lines(text)
         h.log("result %s, uninterrupted %s" % (got, expected))
         h.check(got == [expected], "result %s differs from the uninterrupted run's %s" % (got, expected))
