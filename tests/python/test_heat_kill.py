@@ -27,8 +27,10 @@ def clean_env():
     """The environment without what MPI_Init of this (singleton) process added, so the
     mpiexec started here is a fresh launch."""
     keep = ("OMPI_MCA_", "OMPI_ALLOW_")
-    return {k: v for k, v in os.environ.items()
-            if not (k.startswith(("OMPI_", "PMIX_", "ORTE_")) and not k.startswith(keep))}
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith(("OMPI_", "PMIX_", "ORTE_")) and not k.startswith(keep))}
+    env["CKPT_QUIET"] = "0"  # the "restored step" line shows that a run resumed
+    return env
 
 
 def heat_cmd(np_, d, python=True):
@@ -86,19 +88,23 @@ def test_killed_at_random_moments_resumes_to_same_digest(reference, tmp_path):
         else:
             o, e = p.communicate(timeout=240)
         assert p.returncode == 0, f"heat.py failed ({p.returncode}):\n{o}\n{e}"
-        out = o
+        out, err = o, e
     assert kills >= 1, "never killed: make the run longer"
     print(f"{kills} kills, {runs} runs", file=sys.stderr)
     assert digest(out) == reference
-    m = re.search(r"resumed_from=(\d+)", out)
-    assert m and int(m.group(1)) > 0
+    m = re.search(r"ckpt: restored step (\d+)", err)
+    assert m and int(m.group(1)) > 0, err
 
 
 def test_sigusr1_checkpoints_and_exits_75(reference, tmp_path):
     d = str(tmp_path / "ckpt")
     p = subprocess.Popen(heat_cmd(2, d), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True, env=clean_env())
-    time.sleep(2.5)
+    # The first checkpoint shows that the ranks installed their signal handlers.
+    deadline = time.time() + 60
+    while not (os.path.isdir(d) and any(f.endswith(".h5") for f in os.listdir(d))):
+        assert time.time() < deadline and p.poll() is None, "heat.py never checkpointed"
+        time.sleep(0.05)
     os.kill(p.pid, signal.SIGUSR1)   # mpiexec forwards SIGUSR1 to the ranks
     o, e = p.communicate(timeout=120)
     if p.returncode == 0:
@@ -106,3 +112,28 @@ def test_sigusr1_checkpoints_and_exits_75(reference, tmp_path):
     assert p.returncode == 75, f"{p.returncode}\n{o}\n{e}"
     assert "result:" not in o
     assert digest(run(heat_cmd(2, d))) == reference
+
+
+def plain_source():
+    """apps/heat.py without ckpt: the lines marked "# ckpt" removed, the loop over range()."""
+    lines = []
+    for line in open(HEAT_PY).read().splitlines():
+        if line.rstrip().endswith("# ckpt"):
+            if "cp.steps(" in line:
+                lines.append(line.replace("cp.steps(args.steps)", "range(args.steps)")
+                             .replace("  # ckpt", ""))
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_four_lines_make_heat_restartable(reference, tmp_path):
+    marked = [l for l in open(HEAT_PY).read().splitlines() if l.rstrip().endswith("# ckpt")]
+    assert len(marked) == 4, marked
+    plain = tmp_path / "heat_plain.py"
+    plain.write_text(plain_source())
+    text = plain.read_text()
+    assert "import ckpt as ck" not in text and not re.search(r"\b(ck|cp)\.", text), text
+    out = run([MPIEXEC, "-n", "2", PYTHON, str(plain), "--n", str(N), "--steps", str(STEPS),
+               "--every", str(EVERY), "--dir", str(tmp_path / "unused")])
+    assert digest(out) == reference
