@@ -1,3 +1,4 @@
+#include "dir_lock.hpp"
 #include "job_env.hpp"
 #include "signals.hpp"
 
@@ -144,6 +145,7 @@ struct Checkpointer::Impl {
   double sim_time = 0;
   StopReason stopped = StopReason::none;
   bool handlers = false;
+  detail::DirLock lock; // rank 0: this job owns `dir` while the Checkpointer lives
 
   // Step-boundary agreement: a nonblocking allreduce started at one call and completed at
   // the next, so the common case costs no synchronisation.
@@ -206,9 +208,14 @@ struct Checkpointer::Impl {
     return 5.0 + 2.0 * estimated_save_seconds() + 2.0 * iter_max;
   }
   void append_stats(const std::string &line) const {
-    std::FILE *f = std::fopen((dir / "ckpt-stats.jsonl").c_str(), "a");
-    if (!f)
+    // O_NOFOLLOW: a symlink planted at the log is not followed to append to another file.
+    const int fd = ::open((dir / "ckpt-stats.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0666);
+    std::FILE *f = fd >= 0 ? ::fdopen(fd, "a") : nullptr;
+    if (!f) {
+      if (fd >= 0)
+        ::close(fd);
       return; // statistics are best effort; the checkpoint itself is committed
+    }
     std::fprintf(f, "%s\n", line.c_str());
     std::fclose(f);
   }
@@ -238,6 +245,10 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
       throw Error(Errc::io, 0, fmt::format("cannot create checkpoint directory {}: {}", m.dir.string(), ec.message()));
     if (::access(m.dir.c_str(), W_OK | X_OK) != 0)
       throw Error(Errc::io, 0, fmt::format("checkpoint directory {} is not writable: {}", m.dir.string(), std::strerror(errno)));
+    // Before anything in the directory is touched: another live job may own its temp files.
+    m.lock = detail::DirLock::acquire(m.dir);
+    if (!m.lock.warning().empty())
+      m.warn(m.lock.warning());
     // Temp files of saves that never committed (a killed job) are garbage.
     for (const auto &e : fs::directory_iterator(m.dir, ec)) {
       const std::string n = e.path().filename().string();
@@ -562,7 +573,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
       fault_point("latest", 0);
       const fs::path latest_tmp = dir / ".LATEST.tmp";
       ::unlink(latest_tmp.c_str());
-      int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); // mode: the umask decides
       if (fd < 0)
         throw Error(Errc::io, 0, fmt::format("cannot write {}: {}", latest_tmp.string(), std::strerror(errno)));
       const std::string line = final_name + "\n";
