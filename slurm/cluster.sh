@@ -85,6 +85,7 @@ cmd_start() {
   ctl_port=$(free_port)
   d_port=$(free_port)
   while [ "$d_port" = "$ctl_port" ]; do d_port=$(free_port); done
+  local first_job=$(( (RANDOM % 30000 + 1) * 1000 ))
   mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log"
   chmod 700 "$d/munge"
 
@@ -105,6 +106,9 @@ CG
   cat > "$d/slurm.conf" <<CONF
 # One-machine test cluster written by slurm/cluster.sh
 ClusterName=ckpt
+# Job ids differ between clusters on one machine: srun --mpi=pmix keys its temp
+# directories in /tmp on the job id, so two clusters both running job 1 would collide.
+FirstJobId=$first_job
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctl_port
 SlurmdPort=$d_port

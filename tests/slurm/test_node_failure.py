@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A heat job (periodic checkpoints, --requeue) whose node goes down mid-run
-(`scontrol update nodename=... state=down`, then `state=resume`) is requeued by SLURM
+(`scontrol update nodename=... state=down`, kept out of service with `state=drain` for
+15 s, during which the job must stay pending, then `state=resume`) is requeued by SLURM
 itself, not by ckpt-run, resumes from the last periodic checkpoint committed before the
 failure, and ends with the uninterrupted run's result. CKPT_SIGNALS=USR1 so that the
 SIGTERM slurmd sends on the node failure kills the ranks at once, as a lost node would,
@@ -39,13 +40,17 @@ def main():
             c.scontrol("update", "nodename=" + c.node, "state=down", "reason=ckpt-node-failure-test")
             after = committed_steps(ckdir)
             h.log("node %s set down; committed checkpoints before %s after %s" % (c.node, before[-1:], after[-1:]))
+            # Keep the node out of service for a while, as a rebooting node would be
+            # (ReturnToService=2 would put a merely "down" node back at once).
+            c.scontrol("update", "nodename=" + c.node, "state=drain", "reason=ckpt-node-failure-test")
             c.wait_for("SLURM to requeue the job",
                        lambda: c.job(job).get("Restarts") == "1", 60)
-            state = c.sinfo("%T")
-            h.log("node state after the failure: %s" % state)
-            if "down" in state or "drain" in state:
-                c.scontrol("update", "nodename=" + c.node, "state=resume")
-                h.log("node resumed")
+            time.sleep(15)  # longer than cred_expire + 1: the job could start if a node were up
+            pending = c.job(job)
+            h.log("node %s, job %s (%s)" % (c.sinfo("%T"), pending["JobState"], pending.get("Reason")))
+            h.check(pending["JobState"] == "PENDING", "job is %s while its node is out" % pending["JobState"])
+            c.scontrol("update", "nodename=" + c.node, "state=resume")
+            h.log("node resumed: %s" % c.sinfo("%T"))
             info = c.wait_done(job, 300)
             expected = ref.result()
         finally:
