@@ -118,8 +118,11 @@ std::optional<double> job_end_time() {
   std::string id = env("SLURM_JOB_ID");
   if (!valid_job_id(id))
     return std::nullopt;
-  // stderr is discarded: outside a reachable cluster this just means "not known".
-  auto out = run("scontrol show job " + id + " 2>/dev/null");
+  // stderr is discarded: outside a reachable cluster this just means "not known". A
+  // slurmctld that does not answer must not hold up the start for long (scontrol itself
+  // retries for MessageTimeout and more). Runs once, on rank 0, before the first step.
+  auto out = run("if command -v timeout >/dev/null 2>&1; then timeout 15 scontrol show job " + id +
+                 "; else scontrol show job " + id + "; fi 2>/dev/null");
   if (!out)
     return std::nullopt;
   // Jobs without a limit show EndTime=Unknown, or a date a year away: both are fine.

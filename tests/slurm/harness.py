@@ -205,7 +205,7 @@ def run_main(fn):
 HEAT_SBATCH = os.path.join(ROOT, "slurm", "heat.sbatch")
 
 
-def heat_rate(heat, n, ranks=2, steps=300, every=0, env_extra=None):
+def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None):
     """Steps per second of heat on this machine now (a short run, checkpointing every
     `every` steps). Used to size jobs so that they need a known amount of time."""
     env = dict(os.environ)

@@ -35,7 +35,7 @@ def app_setup(args, work):
     ref_dir = os.path.join(work, "reference-ckpt")
     if args.app == "heat":
         n = 512
-        steps = int(h.heat_rate(args.heat, n) * 20)
+        steps = int(h.heat_rate(args.heat, n) * 10)
         env = {"HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps), "HEAT_EVERY": "0"}
         ref = [args.heat, "--n", str(n), "--steps", str(steps), "--every", "0", "--dir", ref_dir]
         return "heat.sbatch", env, ref, {}, steps
