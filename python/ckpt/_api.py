@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any
 
 import numpy as np
 from mpi4py import MPI
@@ -171,19 +170,24 @@ def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode
     with _env_removed(explicit):
         core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], mode=mode, quiet=quiet)
     try:
-        def register():
-            for f in fields:
-                f.register(core)
-            if len(tree) <= S.MAX_INLINE_TREE:
-                core.metadata(S.TREE_KEY, tree)
-            else:
-                core.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
-                core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
-        _run(comm, register)
-        core.save(int(step), float(time))
+        _save_with(core, comm, fields, tree, step, time)
     finally:
         core.close()
     return os.path.join(path, _ckpt.checkpoint_file_name(int(step)))
+
+
+def _save_with(core, comm, fields, tree, step, time):
+    """Registers the fields on a fresh core object and saves (collective)."""
+    def register():
+        for f in fields:
+            f.register(core)
+        if len(tree) <= S.MAX_INLINE_TREE:
+            core.metadata(S.TREE_KEY, tree)
+        else:
+            core.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
+            core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
+    _run(comm, register)
+    core.save(int(step), float(time))
 
 
 def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | None = None,
@@ -455,7 +459,9 @@ def _read_tree(comm, info, quiet=None):
     return doc["root"]
 
 
-def _load_file(comm, info, like, keep_wrappers, quiet=None):
+def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None):
+    """Collective. (state, core): with make_core the core object that restored is kept open
+    (the Checkpointer goes on with it) and returned, else it is closed and None returned."""
     root = _read_tree(comm, info)
     loader = _Loader(comm, info, keep_wrappers)
 
@@ -469,23 +475,29 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None):
         return build
 
     build = _run(comm, plan)
-    core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
-                              quiet=quiet)
+    if make_core is not None:
+        core = make_core()
+    else:
+        core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
+                                  quiet=quiet)
+    ok = False
     try:
         _run(comm, lambda: [s.register(core) for s in loader.specs])
         core.restore_from(info["path"])
+        ok = True
     finally:
-        core.close()
+        if not ok or make_core is None:
+            core.close()
 
     def finish():
         if loader.local_needed_by is not None:
             loader.local_values = json.loads(loader.local_blob.tobytes().decode("utf-8"))
         return build()
 
-    return _run(comm, finish)
+    return _run(comm, finish), (core if make_core is not None else None)
 
 
-def _load(comm, path, step, like, keep_wrappers, quiet=None):
+def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
     """Collective. (state, step, time) of the newest valid checkpoint, or None."""
     _check_comm(comm)
     if like is not None and not isinstance(like, dict):
@@ -511,8 +523,8 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None):
     for st, file in entries:
         try:
             info = _on_root(comm, _ckpt.inspect, file)
-            state = _load_file(comm, info, like, keep_wrappers, quiet)
-            return state, info["step"], info["time"]
+            state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
+            return state, info["step"], info["time"], core
         except CheckpointError as e:
             if step is not None or e.code not in _DAMAGE:
                 raise
@@ -595,9 +607,10 @@ class Checkpointer:
         _check_comm(comm)
         self.exit_on_stop = exit_on_stop
         self.comm = comm
-        self._core = _ckpt.Checkpointer(comm, default_path(path), every=int(every or 0),
-                                        seconds=float(seconds or 0.0), keep=keep, final=final,
-                                        mode=mode)
+        self._args = dict(every=int(every or 0), seconds=float(seconds or 0.0), keep=keep,
+                          final=final, mode=mode)
+        self._dir = default_path(path)
+        self._core = self._new_core()
         opts = self._core.options()
         self.path: str = opts["dir"]
         self.keep: int = opts["keep"]
@@ -610,6 +623,12 @@ class Checkpointer:
         self._stopped = StopReason("none")
         self._last_saved: int | None = None
 
+    def _new_core(self):
+        # One core object per directory at a time: it holds the directory lock. The
+        # Checkpointer replaces it at every save (the new one registers the state as it
+        # is then) and restores through the one it keeps for the loop's policy.
+        return _ckpt.Checkpointer(self.comm, self._dir, **self._args)
+
     def restore(self, default_state: dict) -> dict:
         """Loads the newest valid checkpoint into a state shaped like ``default_state``
         (Distributed templates give the new decomposition, arrays that fit are filled in
@@ -618,11 +637,14 @@ class Checkpointer:
         Collective over comm."""
         if not isinstance(default_state, dict):
             raise TypeError("ckpt.Checkpointer.restore: default_state must be a dict")
-        r = _load(self.comm, self.path, None, default_state, keep_wrappers=True)
+        self._core.close()  # the load below takes the directory with its own core object
+        r = _load(self.comm, self.path, None, default_state, keep_wrappers=True,
+                  make_core=self._new_core)
         if r is None:
+            self._core = self._new_core()
             self.state, self.step, self.restored_step = default_state, 0, None
         else:
-            self.state, self.step, self.time = r
+            self.state, self.step, self.time, self._core = r
             self.restored_step = self.step
             self._last_saved = self.step
         return self.state
@@ -634,10 +656,11 @@ class Checkpointer:
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
         fields, tree = _prepare(self.comm, self.state)
-        file = _write(self.comm, fields, tree, self.path, step, self.time, keep=self.keep,
-                      mode=self._mode)
+        self._core.close()
+        self._core = self._new_core()
+        _save_with(self._core, self.comm, fields, tree, step, self.time)
         self._last_saved = step
-        return file
+        return os.path.join(self.path, _ckpt.checkpoint_file_name(step))
 
     def steps(self, total: int):
         """Yields the steps from the restored one (or 0) to ``total - 1``. After each step it

@@ -101,25 +101,24 @@ def map(fn, items, path, comm=None) -> list:
                 continue
             st = load_one(k)
             if st is None or "result" not in st:
-                x = items[keys.index(k)]
-                r = fn(x)
+                r = fn(items[keys.index(k)])
                 _api.save(MPI.COMM_SELF, {"result": r}, os.path.join(root, k), step=0, keep=1,
                           _quiet=True)
+                # What every rank gets is what a rerun would load: the saved data.
+                st = load_one(k)
+                if st is None:
+                    raise make_error("io", -1, f"map: the result just saved in "
+                                     f"{os.path.join(root, k)} cannot be read back")
+            done[k] = st["result"]
         return done
 
-    _api._run(comm, compute_mine)
-
-    def gather():
-        results = {}
-        for k in unique:
-            st = load_one(k)
-            if st is None:
-                raise make_error("io", -1, f"map: the result of an item is missing from "
-                                 f"{os.path.join(root, k)} after it was computed")
-            results[k] = st["result"]
-        return [results[k] for k in keys]
-
-    out = _api._run(comm, gather)
+    mine = _api._run(comm, compute_mine)
+    # Each item's directory is locked by the rank that owns it, so the other ranks get the
+    # results in memory (mpi4py's allgather of the loaded data) instead of reading the files.
+    results = {}
+    for part in comm.allgather(mine):
+        results.update(part)
+    out = [results[k] for k in keys]
 
     def prune():
         # Results of items or functions that no longer match are invalid: remove them.
