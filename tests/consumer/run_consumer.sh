@@ -65,11 +65,9 @@ fi
 echo "== installed Python package"
 pydir=$(find "$root" -type d -path "*-packages/ckpt" | head -1)
 if [ -n "$pydir" ]; then
-  # LD_LIBRARY_PATH: the extension's RUNPATH points at the prefix given at configure time,
-  # not at this scratch prefix (see docs/user-guide.md).
-  LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYTHONPATH=$(dirname "$pydir") \
-    "$mpiexec" -n 2 /usr/bin/python3 "$project/consumer.py" "$work/run-py"
-  case $(PYTHONPATH=$(dirname "$pydir") LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c 'import ckpt; print(ckpt.__file__)') in
+  # No LD_LIBRARY_PATH: the extension must find the installed libckpt by its RUNPATH.
+  PYTHONPATH=$(dirname "$pydir") "$mpiexec" -n 2 /usr/bin/python3 "$project/consumer.py" "$work/run-py"
+  case $(PYTHONPATH=$(dirname "$pydir") /usr/bin/python3 -c 'import ckpt; print(ckpt.__file__)') in
     "$pydir"/*) ;;
     *) echo "FAIL: the Python consumer did not import the installed package"; exit 1 ;;
   esac
