@@ -83,4 +83,8 @@ if [ -x "$root/bin/ckpt" ]; then
 else
   echo "NOTE: the ckpt tool is not installed (apps not built)"
 fi
+if [ -x "$root/bin/capsid" ]; then
+  # An installed app must find libckpt by its RUNPATH too.
+  "$mpiexec" -n 1 "$root/bin/capsid" -n 12 -s 5 -e 0 -d "$work/run-capsid" | grep "^result:"
+fi
 echo "consumer test: ok"
