@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
 import os
 import sys
+import weakref
 
 import numpy as np
 from mpi4py import MPI
@@ -611,6 +613,7 @@ class Checkpointer:
                           final=final, mode=mode)
         self._dir = default_path(path)
         self._core = self._new_core()
+        _live.add(self)
         opts = self._core.options()
         self.path: str = opts["dir"]
         self.keep: int = opts["keep"]
@@ -656,6 +659,7 @@ class Checkpointer:
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
         fields, tree = _prepare(self.comm, self.state)
+        self._core.wait()   # an async save still in flight: commit it (or raise its error)
         self._core.close()
         self._core = self._new_core()
         _save_with(self._core, self.comm, fields, tree, step, self.time)
@@ -682,8 +686,10 @@ class Checkpointer:
             if (due or (last and self.final)) and self._last_saved != step:
                 self.save(step)
             if last:
+                self._core.wait()  # the final checkpoint is durable when the loop ends
                 break
             if reason not in ("none", "finished"):
+                self._core.wait()  # durable before anyone is told "stopped"
                 self._stopped = StopReason(reason)
                 _ckpt._clear_stop_flag()
                 if self.comm.rank == 0 and not self._core.options()["quiet"]:
@@ -713,11 +719,31 @@ class Checkpointer:
         return self._core.stats()
 
     def close(self) -> None:
-        """Frees the core object now (collective); also done when garbage collected."""
-        self._core.close()
+        """Commits a pending async save and frees the core object and the directory lock
+        (collective); also done at exit and when garbage collected."""
+        _live.discard(self)
+        try:
+            self._core.wait()
+        finally:
+            self._core.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+# Checkpointers still open at exit are closed before mpi4py finalizes MPI (atexit runs
+# handlers last-registered first; mpi4py registered its own when it was imported), so a
+# pending async save is committed.
+_live: "weakref.WeakSet[Checkpointer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    for cp in list(_live):
+        try:
+            cp.close()
+        except Exception as e:  # noqa: BLE001 - exiting anyway; say why the save is missing
+            print(f"ckpt: warning: closing a Checkpointer at exit failed: {e}", file=sys.stderr)

@@ -239,6 +239,13 @@ public:
     c.save(step, time);
   }
 
+  void wait() {
+    if (!cp_)
+      return; // closed: nothing pending
+    py::gil_scoped_release nogil;
+    cp_->wait();
+  }
+
   bool should_checkpoint(std::int64_t step) {
     auto &c = cp();
     py::gil_scoped_release nogil;
@@ -334,6 +341,8 @@ PYBIND11_MODULE(_ckpt, m) {
       .def("restore", &PyCheckpointer::restore)
       .def("restore_from", &PyCheckpointer::restore_from, py::arg("file"))
       .def("save", &PyCheckpointer::save, py::arg("step"), py::arg("time") = 0.0)
+      .def("wait", &PyCheckpointer::wait,
+           "Makes the last (async) save durable and committed; collective.")
       .def("should_checkpoint", &PyCheckpointer::should_checkpoint, py::arg("step"))
       .def("request_stop", [](PyCheckpointer &s) { s.cp().request_stop(); })
       .def("set_time", [](PyCheckpointer &s, double t) { s.cp().set_time(t); })

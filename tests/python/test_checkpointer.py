@@ -81,3 +81,14 @@ def test_steps_before_restore_is_an_error(comm, shared_dir):
     with pytest.raises(ck.CheckpointError):
         next(iter(cp.steps(3)))
     cp.close()
+
+
+def test_async_mode(comm, shared_dir):
+    cp, st = run(comm, shared_dir, 10, every=3, mode="async")
+    # Every checkpoint is committed, the last one before the loop returned.
+    assert steps_on_disk(shared_dir) == [3, 6, 9, 10]
+    got = ck.load(comm, shared_dir, like={"x": ck.Distributed((4,), (4 * comm.rank,), (4 * comm.size,))})
+    assert got["x"].tobytes() == st["x"].local.tobytes()
+    cp2, st2 = run(comm, os.path.join(shared_dir, "stop"), 30, every=0, stop_at=2, mode="async")
+    assert cp2.stopped == "requested"
+    assert steps_on_disk(os.path.join(shared_dir, "stop")) == [cp2.step]
