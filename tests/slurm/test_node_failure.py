@@ -23,8 +23,8 @@ def main():
     h.require_root_and_slurm()
     n = 512
     rate = h.heat_rate(args.heat, n)
-    every = max(int(rate * 3), 10)          # a checkpoint about every 3 s
-    steps = every * 10                      # about 30 s of compute
+    every = max(int(rate * 2), 10)          # a checkpoint about every 2 s
+    steps = every * 6                       # about 12 s of compute (more on a busy machine)
     with h.Cluster("nodefail") as c:
         ckdir = os.path.join(c.work, "ckpt")
         env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
