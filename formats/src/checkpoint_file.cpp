@@ -1,5 +1,6 @@
 #include <ckpt/formats/checkpoint_file.hpp>
 #include <ckpt/formats/checksum.hpp>
+#include <ckpt/formats/raw_writer.hpp>
 
 #include <fmt/format.h>
 
@@ -290,6 +291,128 @@ void write_file(MPI_Comm comm, const std::string &path, const Header &header,
       }
     }
   }
+  meta.close();
+  file.close();
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast path: rank 0 lays the file out serially, every rank writes its raw data with pwrite
+// (raw_writer.cpp), rank 0 writes the checksums at the end.
+
+namespace {
+
+CheckpointInfo info_for(const Header &header, const std::vector<FieldWrite> &fields, const std::string &created) {
+  CheckpointInfo info;
+  info.format = format_name;
+  info.format_major = format_major;
+  info.format_minor = format_minor;
+  info.library_version = library_version();
+  info.step = header.step;
+  info.time = header.time;
+  info.nranks = header.nranks;
+  info.created = created;
+  info.checksum_algorithm = std::string(checksum_algorithm);
+  info.metadata = header.metadata;
+  for (const auto &f : fields)
+    info.fields.push_back(FieldInfo{f.name, f.kind, f.dtype, f.shape, f.blocks});
+  return info;
+}
+
+} // namespace
+
+Layout create_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields) {
+  h5::silence_errors();
+  Layout layout;
+  layout.created = iso_utc_now();
+  const CheckpointInfo info = info_for(header, fields, layout.created);
+
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "creating file access properties");
+  h5::check(H5Pset_fapl_sec2(fapl), "selecting the sec2 driver");
+  // Large datasets start on 1 MiB boundaries: whole stripes and aligned direct I/O.
+  h5::check(H5Pset_alignment(fapl, 1 << 20, 1 << 20), "setting alignment");
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fmt::format("creating {}", path));
+
+  write_attr_string(file, "ckpt_format", info.format);
+  const std::int32_t version[2] = {format_major, format_minor};
+  write_attr(file, "ckpt_format_version", H5T_NATIVE_INT32, version, 2);
+  write_attr_string(file, "ckpt_library_version", info.library_version);
+  write_attr(file, "step", H5T_NATIVE_INT64, &info.step, 0);
+  write_attr(file, "time", H5T_NATIVE_DOUBLE, &info.time, 0);
+  const std::int32_t nranks = info.nranks;
+  write_attr(file, "nranks", H5T_NATIVE_INT32, &nranks, 0);
+  write_attr_string(file, "created", info.created);
+  write_attr_string(file, "ckpt_checksum", info.checksum_algorithm);
+  for (const auto &[k, v] : info.metadata)
+    write_attr_string(file, ("meta." + k).c_str(), v);
+  const std::uint64_t placeholder = 0; // finish_file writes the real header checksum
+  write_attr(file, "ckpt_header_checksum", H5T_NATIVE_UINT64, &placeholder, 0);
+
+  h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), "creating dataset properties");
+  h5::check(H5Pset_layout(dcpl, H5D_CONTIGUOUS), "choosing contiguous layout");
+  h5::check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "disabling fill values");
+  h5::check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "choosing early allocation");
+
+  h5::Handle meta(H5Gcreate2(file, meta_group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating the _ckpt group");
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const auto &f = fields[i];
+    const std::string what = fmt::format("field '{}'", f.name);
+    h5::Handle space = make_space(f.shape);
+    h5::Handle ds(H5Dcreate2(file, f.name.c_str(), native_type(f.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                  "creating dataset for " + what);
+    write_attr_string(ds, "ckpt_kind", std::string(kind_name(f.kind)));
+    const haddr_t addr = H5Dget_offset(ds);
+    layout.data_offset.push_back(volume(f.shape) == 0 || addr == HADDR_UNDEF ? Layout::no_offset
+                                                                               : static_cast<std::uint64_t>(addr));
+    if (volume(f.shape) > 0 && addr == HADDR_UNDEF)
+      throw Error(Errc::hdf5, -1, fmt::format("no raw data address for {} in {}", what, path));
+
+    h5::Handle g(H5Gcreate2(meta, f.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                 "creating the block tables of " + what);
+    std::size_t width = 0;
+    auto table = block_table(info.fields[i], width);
+    const std::uint64_t nb = f.blocks.size();
+    write_table(g, "blocks", H5T_NATIVE_INT64, table.data(), {nb, width}, true, H5P_DEFAULT);
+    std::vector<std::uint64_t> zeros(nb, 0);
+    write_table(g, "checksums", H5T_NATIVE_UINT64, zeros.data(), {nb}, true, H5P_DEFAULT);
+    if (f.kind == Kind::per_rank) {
+      const std::uint64_t lnd = f.blocks.empty() ? 0 : f.blocks[0].local_shape.size();
+      const std::int32_t lnd32 = static_cast<std::int32_t>(lnd);
+      write_attr(ds, "ckpt_local_ndim", H5T_NATIVE_INT32, &lnd32, 0);
+      if (lnd > 0) {
+        std::vector<std::int64_t> ls;
+        for (const auto &b : f.blocks)
+          for (auto d : b.local_shape)
+            ls.push_back(static_cast<std::int64_t>(d));
+        write_table(g, "local_shapes", H5T_NATIVE_INT64, ls.data(), {nb, lnd}, true, H5P_DEFAULT);
+      }
+    }
+  }
+  meta.close();
+  file.close();
+  return layout;
+}
+
+void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,
+                 const Layout &layout) {
+  h5::silence_errors();
+  const CheckpointInfo info = info_for(header, fields, layout.created);
+  h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), fmt::format("opening {} to finish it", path));
+  h5::Handle meta(H5Gopen2(file, meta_group, H5P_DEFAULT), "opening the _ckpt group");
+  for (const auto &f : fields) {
+    std::vector<std::uint64_t> sums;
+    for (const auto &b : f.blocks)
+      sums.push_back(b.checksum);
+    if (sums.empty())
+      continue;
+    h5::Handle g(H5Gopen2(meta, f.name.c_str(), H5P_DEFAULT), fmt::format("opening the tables of field '{}'", f.name));
+    h5::Handle ds(H5Dopen2(g, "checksums", H5P_DEFAULT), fmt::format("opening the checksums of field '{}'", f.name));
+    h5::check(H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, sums.data()),
+              fmt::format("writing the checksums of field '{}'", f.name));
+  }
+  const std::uint64_t hsum = header_checksum(info);
+  h5::Handle attr(H5Aopen(file, "ckpt_header_checksum", H5P_DEFAULT), "opening the header checksum");
+  h5::check(H5Awrite(attr, H5T_NATIVE_UINT64, &hsum), "writing the header checksum");
+  attr.close();
   meta.close();
   file.close();
 }

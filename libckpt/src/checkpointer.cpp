@@ -1,10 +1,12 @@
 #include "dir_lock.hpp"
+#include "async_writer.hpp"
 #include "job_env.hpp"
 #include "signals.hpp"
 
 #include <ckpt/checkpointer.hpp>
 #include <ckpt/formats/checkpoint_file.hpp>
 #include <ckpt/formats/checksum.hpp>
+#include <ckpt/formats/raw_writer.hpp>
 #include <ckpt/mpi/comm.hpp>
 
 #include <fmt/format.h>
@@ -73,7 +75,8 @@ void validate_name(const std::string &name, const char *what) {
 }
 
 // Flags exchanged at step boundaries.
-enum : int { flag_signal = 1, flag_time_due = 2, flag_time_limit = 4, flag_requested = 8 };
+// flag_write_pending: this rank's background write of an async save is still running.
+enum : int { flag_signal = 1, flag_time_due = 2, flag_time_limit = 4, flag_requested = 8, flag_write_pending = 16 };
 
 void fsync_path(const std::string &path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
@@ -90,6 +93,33 @@ void fsync_path(const std::string &path, bool directory) {
 // Test hook for fault injection: CKPT_TEST_FAULT="<point>@<rank>[:kill]" makes `rank` (or
 // every rank for "*") fail with Errc::io, or die by SIGKILL, at that point of save.
 // Points: write (before the data), fsync (after the data), rename, latest, prune.
+enum class Fault { none, fail, kill };
+Fault fault_action(const char *point, int rank) {
+  const char *spec = std::getenv("CKPT_TEST_FAULT");
+  if (!spec)
+    return Fault::none;
+  std::string s(spec);
+  const auto at = s.find('@');
+  if (at == std::string::npos || s.substr(0, at) != point)
+    return Fault::none;
+  std::string who = s.substr(at + 1), action = "fail";
+  if (auto colon = who.find(':'); colon != std::string::npos) {
+    action = who.substr(colon + 1);
+    who = who.substr(0, colon);
+  }
+  if (who != "*" && who != std::to_string(rank))
+    return Fault::none;
+  return action == "kill" ? Fault::kill : Fault::fail;
+}
+// Acts on a fault decided earlier (on the application thread; the background writer must
+// not read the environment while the application may change it).
+void fault_apply(Fault f, const char *point, int rank) {
+  if (f == Fault::kill)
+    ::kill(::getpid(), SIGKILL);
+  if (f == Fault::fail)
+    throw Error(Errc::io, rank, fmt::format("injected fault at '{}' (CKPT_TEST_FAULT)", point));
+}
+
 void fault_point(const char *point, int rank) {
   const char *spec = std::getenv("CKPT_TEST_FAULT");
   if (!spec)
@@ -182,6 +212,7 @@ struct Checkpointer::Impl {
     if (req != MPI_REQUEST_NULL) {
       mpi::check(MPI_Wait(&req, MPI_STATUS_IGNORE), "completing the step agreement", rank());
       carry_flags |= recv_flags;
+      carry_boundary = req_boundary;
     }
   }
   std::uint64_t registered_bytes() const {
@@ -195,6 +226,20 @@ struct Checkpointer::Impl {
         b += volume(f.shape) * dtype_size(f.dtype);
     }
     return b;
+  }
+  // every=auto: Daly's optimum compute time between checkpoints for checkpoint cost C and
+  // mean time between failures M: sqrt(2CM) * (1 + sqrt(C/2M)/3 + (C/2M)/9) - C for C < 2M,
+  // else M (Young's sqrt(2CM) is its first term). C is what a checkpoint costs the run: the
+  // whole save when sync, the time save() blocked when async.
+  double auto_interval() const {
+    double c = stats.saves > 0 ? (opts.mode == Mode::async && max_blocked > 0 ? max_blocked : max_save)
+                               : estimated_save_seconds();
+    c = std::max(c, 1e-3);
+    const double m = opts.mtbf_seconds;
+    if (c >= 2 * m)
+      return m;
+    const double x = c / (2 * m);
+    return std::sqrt(2 * c * m) * (1 + std::sqrt(x) / 3 + x / 9) - c;
   }
   double estimated_save_seconds() const {
     if (stats.saves > 0)
@@ -221,6 +266,38 @@ struct Checkpointer::Impl {
   }
 
   void save(std::int64_t step, double time);
+
+  // A save whose data is written (sync) or being written (async) but not yet committed.
+  struct Pending {
+    std::int64_t step = 0;
+    double time = 0;
+    Mode mode = Mode::sync;
+    formats::Header header;
+    std::vector<formats::FieldWrite> writes; // data pointers are stale after save returns
+    formats::Layout layout;
+    formats::WritePlan plan;
+    std::string final_name;
+    fs::path tmp_path, final_path;
+    std::uint64_t payload = 0;
+    double t0 = 0;              // mono() at the start of save
+    double blocked = 0;         // seconds save() blocked the application
+    double write_end = 0;       // mono() when this rank's data was durable
+    std::int64_t boundary = 0;  // should_checkpoint calls made before this save
+    mpi::Status status;         // this rank's outcome of snapshot + write + fsync
+    std::vector<std::uint64_t> digests;
+    std::string iter;           // iteration statistics for the stats line
+  };
+  std::unique_ptr<Pending> pending;
+  detail::Worker worker;       // background writer of async saves (no MPI calls)
+  formats::Staging staging;    // async: one copy of this rank's state, reused
+  formats::Staging ring;       // sync: ring_slots x ring_slot_bytes, reused
+  std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
+  std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
+  double max_blocked = 0;
+  // Collective: waits for this rank's write of the pending save and commits it.
+  void complete_pending();
+  void commit(Pending &p);
+  mpi::Status no_space_or(const mpi::Status &st, std::uint64_t payload) const;
   std::int64_t restore_file(const std::string &file);
   std::optional<std::int64_t> restore();
 };
@@ -281,6 +358,13 @@ Checkpointer::~Checkpointer() {
     return;
   try {
     impl_->finish_pending();
+  } catch (...) {
+  }
+  // The last async checkpoint becomes durable and committed (collective, like wait()).
+  try {
+    impl_->complete_pending();
+  } catch (const Error &e) {
+    impl_->warn(fmt::format("the last asynchronous checkpoint was not committed: {}", e.detail()));
   } catch (...) {
   }
   if (impl_->handlers)
@@ -374,6 +458,7 @@ void Checkpointer::save(std::int64_t step, double time) { impl_->save(step, time
 void Checkpointer::Impl::save(std::int64_t step, double time) {
   const double t0 = mono();
   finish_pending();
+  complete_pending(); // a new save waits for the previous one to be committed
   const int n = comm.size();
   if (step < 0)
     throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
@@ -401,8 +486,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
         w.count = f.block.count;
         w.memory = f.block.memory;
         w.memory_offset = f.block.memory_offset;
-        mine.push_back(w.write ? formats::checksum_block(f.data, f.block.memory, f.block.memory_offset, f.block.count, elem)
-                               : formats::checksum(nullptr, 0));
+        mine.push_back(0); // the writer computes it from the bytes it writes
         mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
         mine.insert(mine.end(), f.block.count.begin(), f.block.count.end());
       } else {
@@ -416,7 +500,8 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
             throw Error(Errc::invalid_argument, rank(), fmt::format("per-rank field '{}' returned a null pointer", f.name));
         }
         const std::uint64_t bytes = volume(shape) * elem;
-        mine.push_back(formats::checksum(data, static_cast<std::size_t>(bytes)));
+        // Replicated values are compared across ranks now; per-rank ones are hashed by the writer.
+        mine.push_back(f.kind == Kind::replicated ? formats::checksum(data, static_cast<std::size_t>(bytes)) : 0);
         w.data = data;
         w.memory = f.kind == Kind::per_rank ? Shape{volume(shape)} : shape;
         w.memory_offset.assign(w.memory.size(), 0);
@@ -526,38 +611,187 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
     }
   }
 
-  // 4. Write the temp file collectively.
-  const std::string final_name = checkpoint_file_name(step);
-  const fs::path final_path = dir / final_name;
-  const fs::path tmp_path = dir / ("." + final_name + ".tmp");
-  on_root([&] {
-    // Never write through a file or link planted at the temp path.
-    if (::unlink(tmp_path.c_str()) != 0 && errno != ENOENT)
-      throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", tmp_path.string(), std::strerror(errno)));
-  });
-  formats::Header header{step, time, n, metadata};
-  std::uint64_t payload = 0;
+  // 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells
+  //    every rank where each dataset's data lies.
+  auto p = std::make_unique<Pending>();
+  p->step = step;
+  p->time = time;
+  p->mode = opts.mode;
+  p->t0 = t0;
+  p->boundary = boundaries;
+  p->final_name = checkpoint_file_name(step);
+  p->final_path = dir / p->final_name;
+  p->tmp_path = dir / ("." + p->final_name + ".tmp");
+  p->header = formats::Header{step, time, n, metadata};
   for (const auto &w : writes)
-    payload += volume(w.shape) * dtype_size(w.dtype);
-  auto status = mpi::capture(rank(), [&] {
-    fault_point("write", rank());
-    formats::write_file(comm.get(), tmp_path.string(), header, writes);
-    // 5. Durable: every rank flushes what its node wrote.
-    fault_point("fsync", rank());
-    fsync_path(tmp_path.string(), false);
-  });
-  if (!status.ok() && status.code == Errc::hdf5) {
-    struct statvfs vfs {};
-    if (::statvfs(dir.c_str(), &vfs) == 0 && double(vfs.f_bavail) * vfs.f_frsize < double(payload) + (1 << 20))
-      status = {Errc::no_space, fmt::format("no space left in {} for a checkpoint of {} ({})",
-                                            dir.string(), human_bytes(payload), status.message)};
+    p->payload += volume(w.shape) * dtype_size(w.dtype);
+  {
+    // One broadcast carries rank 0's outcome and the layout: "E<code> <message>" or
+    // "O<created>\n<offset> <offset> ...".
+    std::string msg;
+    if (rank() == 0) {
+      auto st = mpi::capture(0, [&] {
+        // Never write through a file or link planted at the temp path.
+        if (::unlink(p->tmp_path.c_str()) != 0 && errno != ENOENT)
+          throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", p->tmp_path.string(), std::strerror(errno)));
+        // Refuse up front when the data cannot fit: HDF5 1.10 that fails to flush a file while
+        // closing it (ENOSPC) leaves a half-destroyed file that crashes the process at exit
+        // (found by tests/faults/full_disk.py). Only the metadata written here is exposed.
+        struct statvfs vfs {};
+        if (::statvfs(dir.c_str(), &vfs) == 0 &&
+            double(vfs.f_bavail) * double(vfs.f_frsize) < double(p->payload) + double(64 << 10))
+          throw Error(Errc::no_space, 0,
+                      fmt::format("no space left in {} for a checkpoint of {} ({} free): free space there, "
+                                  "lower CKPT_KEEP, or point CKPT_DIR elsewhere",
+                                  dir.string(), human_bytes(p->payload),
+                                  human_bytes(static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize)));
+        p->layout = formats::create_file(p->tmp_path.string(), p->header, writes);
+      });
+      if (!st.ok() && st.code == Errc::hdf5)
+        st = no_space_or(st, p->payload);
+      if (st.ok()) {
+        msg = "O" + p->layout.created + "\n";
+        for (auto o : p->layout.data_offset)
+          msg += fmt::format("{} ", o);
+      } else {
+        ::unlink(p->tmp_path.c_str());
+        msg = fmt::format("E{} {}", static_cast<int>(st.code), st.message);
+      }
+    }
+    msg = comm.bcast(msg, 0, "broadcasting the checkpoint layout");
+    if (msg.empty() || msg[0] != 'O') {
+      char *rest = nullptr;
+      const long code = msg.size() > 1 ? std::strtol(msg.c_str() + 1, &rest, 10) : static_cast<long>(Errc::internal);
+      throw Error(static_cast<Errc>(code), 0, rest && *rest ? std::string(rest + 1) : msg);
+    }
+    if (rank() != 0) {
+      const auto nl = msg.find('\n');
+      p->layout.created = msg.substr(1, nl - 1);
+      const char *c = msg.c_str() + nl + 1;
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        char *next = nullptr;
+        p->layout.data_offset.push_back(std::strtoull(c, &next, 10));
+        c = next;
+      }
+    }
   }
+
+  // 5. Every rank writes its bytes at those offsets. Block checksums of distributed and
+  //    per-rank fields are computed from the bytes as they are written (the snapshot).
+  std::vector<bool> hashed(fields.size());
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    hashed[i] = fields[i].kind != Kind::replicated;
+  p->plan = formats::plan_writes(writes, p->layout, hashed);
+  const Fault f_write = fault_action("write", rank()), f_fsync = fault_action("fsync", rank());
+  if (iter_count > 0)
+    p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", iter_count, iter_sum / double(iter_count));
+  iter_sum = 0;
+  iter_count = 0;
+  stats.saves++;
+  stats.bytes += p->payload;
+  stats.last_bytes = p->payload;
+  stats.last_step = step;
+  if (opts.mode == Mode::sync) {
+    p->status = mpi::capture(rank(), [&] {
+      fault_apply(f_write, "write", rank());
+      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring);
+      fault_apply(f_fsync, "fsync", rank());
+    });
+    p->write_end = mono();
+    p->blocked = -1; // the whole save, set at commit
+    p->writes = std::move(writes);
+    commit(*p);
+    return;
+  }
+  // Async: copy the state into the reused staging memory; the background thread writes it.
+  p->status = mpi::capture(rank(), [&] { formats::snapshot(p->plan, staging); });
+  p->writes = std::move(writes);
+  p->blocked = mono() - t0;
+  stats.seconds += p->blocked;
+  stats.last_seconds = p->blocked;
+  pending = std::move(p);
+  last_ckpt_clock = mono();
+  if (!pending->status.ok()) {
+    pending->write_end = mono();
+    return; // reported at the commit, on every rank
+  }
+  Pending *job = pending.get();
+  const int me = rank();
+  worker.submit([this, job, me, f_write, f_fsync] {
+    job->status = mpi::capture(me, [&] {
+      fault_apply(f_write, "write", me);
+      job->digests = formats::write_snapshot(job->tmp_path.string(), job->plan, staging);
+      fault_apply(f_fsync, "fsync", me);
+    });
+    job->write_end = mono();
+  });
+}
+
+mpi::Status Checkpointer::Impl::no_space_or(const mpi::Status &st, std::uint64_t payload) const {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && double(vfs.f_bavail) * vfs.f_frsize < double(payload) + (1 << 20))
+    return {Errc::no_space, fmt::format("no space left in {} for a checkpoint of {} ({})", dir.string(),
+                                        human_bytes(payload), st.message)};
+  return st;
+}
+
+void Checkpointer::Impl::complete_pending() {
+  if (!pending)
+    return;
+  worker.wait();
+  std::unique_ptr<Pending> p = std::move(pending);
+  commit(*p);
+}
+
+void Checkpointer::Impl::commit(Pending &p) {
+  const std::int64_t step = p.step;
+  const std::string &final_name = p.final_name;
+  const fs::path &final_path = p.final_path;
+  const fs::path &tmp_path = p.tmp_path;
+  const int n = comm.size();
   auto cleanup_tmp = [&] {
     if (rank() == 0)
       ::unlink(tmp_path.c_str());
   };
+
+  // Every rank's data is durable (or its error is known): agree, then gather the checksums
+  // and timings, and rank 0 writes the checksums into the file.
+  mpi::Status status = p.status;
+  if (!status.ok() && (status.code == Errc::io || status.code == Errc::hdf5))
+    status = no_space_or(status, p.payload);
   try {
     mpi::agree(comm, status);
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+  const double durable_local = p.write_end - p.t0;
+  std::vector<std::uint64_t> mine(2 + p.writes.size(), 0);
+  std::memcpy(&mine[0], &durable_local, sizeof(double));
+  std::memcpy(&mine[1], &p.blocked, sizeof(double));
+  for (std::size_t i = 0; i < p.writes.size() && i < p.digests.size(); ++i)
+    mine[2 + i] = p.digests[i];
+  std::vector<std::uint64_t> starts;
+  const auto all = comm.allgatherv(mine, &starts, "gathering checksums");
+  double durable = 0, blocked = 0;
+  for (int r = 0; r < n; ++r) {
+    double d, b;
+    std::memcpy(&d, &all[starts[static_cast<std::size_t>(r)]], sizeof(double));
+    std::memcpy(&b, &all[starts[static_cast<std::size_t>(r)] + 1], sizeof(double));
+    durable = std::max(durable, d);
+    blocked = std::max(blocked, b);
+  }
+  for (std::size_t i = 0; i < p.writes.size(); ++i) {
+    if (fields[i].kind == Kind::replicated)
+      continue;
+    for (auto &b : p.writes[i].blocks)
+      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + 2 + i];
+  }
+  try {
+    on_root([&] {
+      formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
+      fsync_path(tmp_path.string(), false);
+    });
   } catch (...) {
     cleanup_tmp();
     throw;
@@ -612,37 +846,46 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
     }
   }
 
-  const double secs = mono() - t0;
-  stats.saves++;
-  stats.bytes += payload;
-  stats.seconds += secs;
-  stats.last_seconds = secs;
-  stats.last_bytes = payload;
-  stats.last_step = step;
-  max_save = std::max(max_save, comm.allreduce_max(secs, "measuring save time"));
-  last_ckpt_clock = mono();
+  const double secs = mono() - p.t0;
+  if (p.mode == Mode::sync) {
+    stats.seconds += secs;
+    stats.last_seconds = secs;
+    blocked = secs;
+  }
+  max_save = std::max(max_save, std::max(durable, p.mode == Mode::sync ? secs : 0.0));
+  max_blocked = std::max(max_blocked, blocked);
+  if (p.mode == Mode::sync)
+    last_ckpt_clock = mono();
   if (rank() == 0) {
-    const double gbps = secs > 0 ? payload / secs / 1e9 : 0;
-    log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(payload), secs,
-                    gbps, final_path.string()));
-    std::string iter = iter_count > 0 ? fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}",
-                                                    iter_count, iter_sum / double(iter_count))
-                                      : "";
+    const double dur = p.mode == Mode::sync ? secs : durable;
+    const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
+    if (p.mode == Mode::sync)
+      log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
+                      final_path.string()));
+    else
+      log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
+                      human_bytes(p.payload), blocked, dur, gbps, final_path.string()));
     append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
                              "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
-                             "\"gbps\":{:.4f},\"mode\":\"sync\"{},\"file\":\"{}\"}}",
-                             step, time, now(), n, payload, secs, secs, gbps, iter, final_name));
+                             "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":\"{}\"}}",
+                             step, p.time, now(), n, p.payload, blocked, dur, gbps,
+                             p.mode == Mode::sync ? "sync" : "async", p.iter, final_name));
   }
-  iter_sum = 0;
-  iter_count = 0;
 }
 
 // ------------------------------------------------------------------------------------------
 // Restore
 
+void Checkpointer::wait() {
+  auto &m = *impl_;
+  m.finish_pending();
+  m.complete_pending();
+}
+
 std::int64_t Checkpointer::restore_from(const std::string &file) {
   auto &m = *impl_;
   m.finish_pending();
+  m.complete_pending();
   std::int64_t step = m.restore_file(file);
   m.restore_done = true;
   m.restored = step;
@@ -652,6 +895,7 @@ std::int64_t Checkpointer::restore_from(const std::string &file) {
 std::optional<std::int64_t> Checkpointer::restore() {
   auto &m = *impl_;
   m.finish_pending();
+  m.complete_pending();
   auto r = m.restore();
   m.restore_done = true;
   m.restored = r;
@@ -839,6 +1083,7 @@ std::optional<std::int64_t> Checkpointer::Impl::restore() {
 bool Checkpointer::should_checkpoint(std::int64_t step) {
   auto &m = *impl_;
   const double t = mono();
+  ++m.boundaries;
   if (m.last_boundary >= 0) {
     const double it = t - m.last_boundary;
     m.iter_sum += it;
@@ -857,18 +1102,29 @@ bool Checkpointer::should_checkpoint(std::int64_t step) {
       const double since = t - m.last_ckpt_clock;
       if (m.opts.seconds > 0 && since >= m.opts.seconds)
         local |= flag_time_due;
-      if (m.opts.every_auto && since >= std::sqrt(2.0 * std::max(m.estimated_save_seconds(), 1e-3) * m.opts.mtbf_seconds))
+      if (m.opts.every_auto && since >= m.auto_interval())
         local |= flag_time_due;
       if (!std::isnan(m.end_time) && m.end_time - now() < m.time_limit_margin())
         local |= flag_time_limit;
     }
     int agreed = m.carry_flags;
+    std::int64_t from = m.carry_boundary; // the boundary whose flags `agreed` holds
     m.carry_flags = 0;
+    m.carry_boundary = 0;
     if (m.req != MPI_REQUEST_NULL) {
       mpi::check(MPI_Wait(&m.req, MPI_STATUS_IGNORE), "completing the step agreement", m.rank());
       agreed |= m.recv_flags;
+      from = m.req_boundary;
     }
+    // An async save is committed once every rank reported at a boundary after it that its
+    // background write is done. All ranks see the same flags: they commit together, and a
+    // failed background write throws here on every rank.
+    if (m.pending && from > m.pending->boundary && !(agreed & flag_write_pending))
+      m.complete_pending();
+    if (m.pending && !m.worker.done())
+      local |= flag_write_pending;
     m.send_flags = local;
+    m.req_boundary = m.boundaries;
     mpi::check(MPI_Iallreduce(&m.send_flags, &m.recv_flags, 1, MPI_INT, MPI_BOR, m.comm.get(), &m.req),
                "starting the step agreement", m.rank());
     if (agreed & (flag_signal | flag_time_limit | flag_requested)) {
@@ -938,6 +1194,8 @@ StepRange::iterator &StepRange::iterator::operator++() {
   if (save && m.stats.last_step != done)
     cp.save(done, m.sim_time);
   step_ = done;
+  if (last || m.stopped != StopReason::none)
+    cp.wait(); // leaving the loop: the last checkpoint must be durable (async mode)
   if (last) {
     m.stopped = StopReason::finished;
     end_ = true;

@@ -122,13 +122,27 @@ public:
   std::int64_t restore_from(const std::string &file);
 
   /// Writes a checkpoint of the registered fields at `step` (the number of completed
-  /// steps); `time` is the simulation time stored with it. Returns when the checkpoint is
-  /// committed and durable. Collective over comm.
+  /// steps); `time` is the simulation time stored with it. Collective over comm.
+  /// With Mode::sync it returns when the checkpoint is committed and durable. With
+  /// Mode::async it copies the state into staging memory (one copy of this rank's state,
+  /// allocated at the first save and reused) and returns; a background thread writes it,
+  /// and the commit happens at a later collective call (should_checkpoint, save, wait,
+  /// restore, the destructor) once every rank's write is done. A save first waits for the
+  /// previous one. Errors of a background write are thrown by that later call.
   /// \throws Error; the previous committed checkpoint is never damaged.
   void save(std::int64_t step, double time = 0);
 
+  /// Makes the last checkpoint durable and committed: with Mode::async, waits for this
+  /// rank's background write, then commits collectively (rename, LATEST, retention). A
+  /// no-op when nothing is pending. The destructor does the same (logging errors instead of
+  /// throwing). Collective over comm.
+  /// \throws Error when the background write failed on any rank (every rank throws the
+  ///   same error; the previous committed checkpoint is intact).
+  void wait();
+
   /// Whether to checkpoint after `step` completed steps: by step count, by elapsed time,
-  /// because a stop signal arrived or the time limit is near. All ranks get the same answer.
+  /// by the automatic interval (Options::every_auto), because a stop signal arrived or the
+  /// time limit is near. Also commits a finished async save. All ranks get the same answer.
   /// Collective over comm.
   bool should_checkpoint(std::int64_t step);
 

@@ -1,0 +1,116 @@
+#pragma once
+// The fast write path of checkpoint format v1.
+//
+// Rank 0 creates the file with every attribute, dataset and table (serial HDF5, contiguous
+// datasets allocated early at 1 MiB alignment, no fill) and reads where each dataset's raw
+// data lies (H5Dget_offset). Every rank then writes its own bytes there with pwrite, large
+// aligned runs with O_DIRECT from page-aligned staging memory, and fsyncs. The block
+// checksums are computed while the bytes are staged, and rank 0 writes them into the file
+// at the end (finish_file). No MPI and no HDF5 call happens in the data path, so it may run
+// on a background thread. The file is a normal HDF5 file, the same as write_file() makes.
+
+#include <ckpt/formats/checkpoint_file.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ckpt::formats {
+
+/// Where the raw data of each field starts in the file (no_offset for an empty dataset).
+struct Layout {
+  static constexpr std::uint64_t no_offset = ~std::uint64_t(0);
+  std::vector<std::uint64_t> data_offset; ///< per field, in the order given to create_file
+  std::string created;                    ///< the "created" attribute written
+};
+
+/// Creates the file at `path` (truncating) with all metadata of format v1 and the raw data
+/// regions allocated but not written. Checksum tables and the header checksum are left
+/// zero until finish_file(). Serial: rank 0 only. `blocks` of every field must be complete
+/// except for checksums.
+Layout create_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields);
+
+/// Writes the checksums (now in `fields[i].blocks`) and the header checksum into a file
+/// made by create_file. Serial: rank 0 only. Does not fsync.
+void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,
+                 const Layout &layout);
+
+/// One contiguous piece of this rank's data in memory.
+struct Run {
+  const std::byte *mem;
+  std::size_t bytes;
+};
+
+/// A file-contiguous range this rank writes, gathered from one or more memory runs.
+struct Extent {
+  std::size_t field = 0;
+  std::uint64_t file_offset = 0;
+  std::uint64_t bytes = 0;
+  std::vector<Run> runs;
+  bool direct = false;        ///< large: staged page-aligned and written with O_DIRECT
+  std::uint64_t staged = 0;   ///< position of its first byte in the staging buffer
+};
+
+/// This rank's writes, per field in file order (the C order of the global array, which is
+/// also the order its checksum is computed in).
+struct WritePlan {
+  std::vector<Extent> extents;
+  std::vector<bool> hashed;   ///< per field: this rank computes the field's block checksum
+  std::size_t nfields = 0;
+  std::uint64_t bytes = 0;    ///< payload bytes of this rank
+  std::uint64_t staging = 0;  ///< bytes of staging memory a full snapshot needs
+};
+
+/// Extents of at least this many bytes are written with O_DIRECT.
+inline constexpr std::uint64_t direct_min_bytes = 1u << 20;
+/// Page size used for O_DIRECT alignment.
+inline constexpr std::uint64_t direct_align = 4096;
+
+/// Builds this rank's plan from its part of every field (FieldWrite::write/data/offset/
+/// count/memory/memory_offset) and the layout. `hash` says per field whether the writer
+/// computes this rank's checksum for it.
+WritePlan plan_writes(const std::vector<FieldWrite> &fields, const Layout &layout, const std::vector<bool> &hash);
+
+/// Whether O_DIRECT is used (CKPT_DIRECT=0 turns it off).
+bool direct_io_enabled();
+
+/// Page-aligned memory, allocated once and reused (pages are touched when allocated, so
+/// copies into it never fault). Grows only.
+class Staging {
+public:
+  Staging() = default;
+  ~Staging();
+  Staging(const Staging &) = delete;
+  Staging &operator=(const Staging &) = delete;
+  /// Makes room for `bytes`; throws Error(no_space) when memory is short.
+  void reserve(std::uint64_t bytes);
+  std::byte *data() const noexcept { return data_; }
+  std::uint64_t capacity() const noexcept { return capacity_; }
+
+private:
+  std::byte *data_ = nullptr;
+  std::uint64_t capacity_ = 0;
+};
+
+/// Sync write: streams the plan's bytes from application memory to `path` (which
+/// create_file made), copying large extents through a small ring of aligned buffers that a
+/// helper thread writes with O_DIRECT while the next one is filled, then fsyncs. Memory
+/// used is independent of the state size: `ring` (ring_slots x ring_slot_bytes, reused
+/// between saves). Returns the per-field checksums
+/// (entries of fields this rank does not hash are 0).
+/// \throws Error(io, no_space)
+std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring);
+inline constexpr std::uint64_t ring_slots = 4;
+inline constexpr std::uint64_t ring_slot_bytes = 8u << 20;
+
+/// Async snapshot: copies the plan's bytes into `staging` (reserved to plan.staging).
+/// After it returns, the application may change its memory.
+void snapshot(const WritePlan &plan, Staging &staging);
+
+/// Async write: writes a snapshot from staging to `path`, computing the checksums, then
+/// fsyncs. Touches no MPI and no HDF5: safe on a background thread.
+/// \throws Error(io, no_space)
+std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePlan &plan, const Staging &staging);
+
+} // namespace ckpt::formats
