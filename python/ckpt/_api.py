@@ -190,6 +190,9 @@ def _save_with(core, comm, fields, tree, step, time):
             core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
     _run(comm, register)
     core.save(int(step), float(time))
+    # Rank 0 prunes old checkpoints after the core's last collective step of save; wait for
+    # it so that on return every rank sees the directory as it now is.
+    comm.Barrier()
 
 
 def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | None = None,
@@ -300,7 +303,7 @@ class _Loader:
             inner = self.build(node["s"], _ALL, path + ["<state>"])
             return lambda: S.make_random(inner())
         if t == "emptyarray" and isinstance(like, S.Distributed):
-            dt = np.dtype(node["dtype"])
+            dt = S.safe_dtype(node["dtype"])
 
             def empty_block():
                 a = like.local if isinstance(like.local, np.ndarray) else np.empty(like.shape, dt)
@@ -324,7 +327,7 @@ class _Loader:
     def _target(self, like, shape, store_dt, dtype_str):
         """An array to restore into: `like` itself when it fits (in place), else new."""
         if (isinstance(like, np.ndarray) and like.shape == tuple(shape)
-                and like.dtype == store_dt and like.dtype.str == np.dtype(dtype_str).str
+                and like.dtype == store_dt and like.dtype.str == S.safe_dtype(dtype_str).str
                 and like.flags.c_contiguous and like.flags.writeable):
             return like
         return np.empty(shape, dtype=store_dt)
@@ -378,7 +381,7 @@ class _Loader:
             else:  # this rank's block was empty (empty blocks are not listed)
                 offset, count = (0,) * len(glob), (0,) * len(glob)
             target = None
-        user_dt = np.dtype(node["dtype"])
+        user_dt = S.safe_dtype(node["dtype"])
         result = None
         if target is not None:
             if target.dtype != user_dt or target.shape != tuple(count):

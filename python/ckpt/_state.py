@@ -140,9 +140,20 @@ def storage_array(a: np.ndarray, where: str):
                      "float16, complex64/128, bool or datetime64 arrays)", UnsupportedValueError)
 
 
+def safe_dtype(dtype_str) -> np.dtype:
+    """A dtype named in a checkpoint's description: numeric kinds only (never object)."""
+    try:
+        dt = np.dtype(str(dtype_str))
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "biufcmM" or dt.itemsize > 16 or dt.fields is not None:
+        raise make_error("corrupt", -1, f"unsupported dtype {dtype_str!r} in the state description")
+    return dt
+
+
 def storage_dtype(dtype_str: str) -> tuple[np.dtype, int]:
     """Core dtype used to store a user dtype, and the number of extra trailing dims."""
-    dt = np.dtype(dtype_str)
+    dt = safe_dtype(dtype_str)
     kind, size = dt.kind, dt.itemsize
     if kind in "iu" or kind == "f" and size in (4, 8):
         return dt, 0
@@ -158,7 +169,7 @@ def storage_dtype(dtype_str: str) -> tuple[np.dtype, int]:
 
 
 def from_storage(a: np.ndarray, dtype_str: str) -> np.ndarray:
-    dt = np.dtype(dtype_str)
+    dt = safe_dtype(dtype_str)
     if a.dtype == dt:
         return a
     if dt.kind == "c":
@@ -168,7 +179,7 @@ def from_storage(a: np.ndarray, dtype_str: str) -> np.ndarray:
 
 
 def core_dtype(name: str) -> np.dtype:
-    return np.dtype(name)  # the core reports numpy-style names ("float64", "uint8", ...)
+    return safe_dtype(name)  # the core reports numpy-style names ("float64", "uint8", ...)
 
 
 def ghost_layout(a: np.ndarray):
@@ -396,9 +407,12 @@ def decode_leaf(node: dict, enc):
     if t == "bytearray":
         return bytearray.fromhex(enc)
     if t == "emptyarray":
-        return np.empty(tuple(int(n) for n in enc), dtype=np.dtype(node["dtype"]))
+        shape = tuple(int(n) for n in enc)
+        if any(n < 0 for n in shape) or math.prod(shape) != 0:
+            raise make_error("corrupt", -1, f"bad empty array shape {shape}")
+        return np.empty(shape, dtype=safe_dtype(node["dtype"]))
     if t == "npscalar":
-        dt = np.dtype(node["dtype"])
+        dt = safe_dtype(node["dtype"])
         if dt.kind not in "biufc":
             raise make_error("corrupt", -1, f"unknown numpy scalar dtype {node['dtype']!r}")
         if dt.kind == "c":
@@ -432,10 +446,6 @@ def make_random(state) -> random.Random:
 def dumps(obj) -> str:
     # NaN and infinities are written as NaN/Infinity (Python's json reads them back).
     return json.dumps(obj, separators=(",", ":"), allow_nan=True)
-
-
-def is_nan_safe(x) -> bool:
-    return not (isinstance(x, float) and math.isnan(x))
 
 
 Builder = Callable[[], Any]
