@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -79,6 +80,17 @@ std::string human(std::uint64_t b) {
   else
     std::snprintf(buf, sizeof buf, "%.3g KiB", b / 1024.0);
   return buf;
+}
+
+void appendf(std::string &out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void appendf(std::string &out, const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    out.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
 }
 
 double max_all(double v) {
@@ -160,6 +172,7 @@ struct Args {
   int repeats = 3;
   std::string dir = "/tmp/ckpt-bench";
   bool json = false;
+  std::string json_out; // also write the JSON to this file
   bool heat = true;
   int heat_n = 100, heat_steps = 2000, heat_every = 100;
 };
@@ -477,6 +490,8 @@ int main(int argc, char **argv) {
       a.dir = val();
     else if (k == "--json")
       a.json = true;
+    else if (k == "--json-out")
+      a.json_out = val();
     else if (k == "--no-heat")
       a.heat = false;
     else if (k == "--heat-n")
@@ -490,7 +505,7 @@ int main(int argc, char **argv) {
     else if (k == "--help" || k == "-h") {
       if (g_rank == 0)
         std::printf("usage: mpiexec -n N ckpt-bench [--sizes 1M,16M,256M,1G,2G] [--repeats 3] [--dir /tmp/ckpt-bench]\n"
-                    "                  [--json] [--quick] [--no-heat] [--heat-n 100] [--heat-steps 2000] [--heat-every 100]\n"
+                    "                  [--json] [--json-out FILE] [--quick] [--no-heat] [--heat-n 100] [--heat-steps 2000] [--heat-every 100]\n"
                     "Sizes are totals over all ranks. Files go to --dir and are deleted at the end.\n");
       MPI_Finalize();
       return 0;
@@ -525,34 +540,42 @@ int main(int argc, char **argv) {
 
   if (g_rank == 0) {
     auto med = [](const Result &r, const char *k) { return median(r.t.at(k)); };
-    if (a.json) {
-      std::printf("{\"ranks\":%d,\"repeats\":%d,\"sizes\":[", g_size, a.repeats);
+    if (a.json || !a.json_out.empty()) {
+      std::string js;
+      appendf(js, "{\"ranks\":%d,\"repeats\":%d,\"sizes\":[", g_size, a.repeats);
       for (std::size_t i = 0; i < results.size(); ++i) {
         const Result &r = results[i];
-        std::printf("%s{\"bytes\":%llu", i ? "," : "", static_cast<unsigned long long>(r.total));
+        appendf(js, "%s{\"bytes\":%llu", i ? "," : "", static_cast<unsigned long long>(r.total));
         for (const auto &[k, v] : r.t) {
-          std::printf(",\"%s\":{\"median_s\":%.6g,\"gbps\":%.4g,\"runs\":[", k.c_str(), median(v), r.total / median(v) / 1e9);
+          appendf(js, ",\"%s\":{\"median_s\":%.6g,\"gbps\":%.4g,\"runs\":[", k.c_str(), median(v), r.total / median(v) / 1e9);
           for (std::size_t j = 0; j < v.size(); ++j)
-            std::printf("%s%.6g", j ? "," : "", v[j]);
-          std::printf("]}");
+            appendf(js, "%s%.6g", j ? "," : "", v[j]);
+          appendf(js, "]}");
         }
         const double limit = std::min(med(r, "direct"), med(r, "buffered"));
         const double rlimit = std::min(med(r, "read_buffered"), med(r, "read_direct"));
-        std::printf(",\"ratios\":{\"sync_vs_plain\":%.4g,\"sync_vs_phdf5\":%.4g,\"async_blocked_vs_memcpy\":%.4g,"
+        appendf(js, ",\"ratios\":{\"sync_vs_plain\":%.4g,\"sync_vs_phdf5\":%.4g,\"async_blocked_vs_memcpy\":%.4g,"
                     "\"async_blocked_vs_sync\":%.4g,\"restore_vs_read\":%.4g}",
                     limit / med(r, "sync"), med(r, "phdf5") / med(r, "sync"), med(r, "async_blocked") / med(r, "memcpy"),
                     med(r, "async_blocked") / med(r, "sync"), rlimit / med(r, "restore"));
-        std::printf(",\"peak_extra_mib\":{\"sync\":%.1f,\"async\":%.1f},\"maxrss_mib\":%.1f}", r.sync_extra_mib,
+        appendf(js, ",\"peak_extra_mib\":{\"sync\":%.1f,\"async\":%.1f},\"maxrss_mib\":%.1f}", r.sync_extra_mib,
                     r.async_extra_mib, r.maxrss_mib);
       }
-      std::printf("]");
+      appendf(js, "]");
       if (a.heat)
-        std::printf(",\"heat\":{\"n\":%d,\"every\":%d,\"steps\":%d,\"async\":{\"normal_s\":%.6g,\"ckpt_s\":%.6g,"
+        appendf(js, ",\"heat\":{\"n\":%d,\"every\":%d,\"steps\":%d,\"async\":{\"normal_s\":%.6g,\"ckpt_s\":%.6g,"
                     "\"after_s\":%.6g,\"ratio\":%.4g},\"sync\":{\"normal_s\":%.6g,\"ckpt_s\":%.6g,\"ratio\":%.4g}}",
                     a.heat_n, a.heat_every, a.heat_steps, heat_async.normal, heat_async.ckpt, heat_async.after,
                     heat_async.ckpt / heat_async.normal, heat_sync.normal, heat_sync.ckpt, heat_sync.ckpt / heat_sync.normal);
-      std::printf("}\n");
-    } else {
+      appendf(js, "}\n");
+      if (a.json)
+        std::fputs(js.c_str(), stdout);
+      if (!a.json_out.empty()) {
+        std::ofstream jf(a.json_out);
+        jf << js;
+      }
+    }
+    if (!a.json) {
       std::printf("ckpt-bench: %d rank%s, %d interleaved rounds, medians; GB/s = total bytes / seconds\n", g_size,
                   g_size > 1 ? "s" : "", a.repeats);
       std::printf("%-10s %-14s %10s %9s\n", "size", "method", "seconds", "GB/s");

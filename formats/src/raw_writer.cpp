@@ -351,14 +351,15 @@ std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePl
   return h.digests(plan);
 }
 
-std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring) {
+std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring, bool sync) {
   const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
   Fds fds(path, any_direct);
   Hashes h(plan.nfields);
   if (!any_direct) {
     for (const Extent &e : plan.extents)
       write_gathered(fds, h, e, plan);
-    fds.sync();
+    if (sync)
+      fds.sync();
     return h.digests(plan);
   }
 
@@ -456,7 +457,8 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
   stop_writer();
   if (failure)
     std::rethrow_exception(failure);
-  fds.sync();
+  if (sync)
+    fds.sync();
   return h.digests(plan);
 }
 

@@ -694,7 +694,8 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   if (opts.mode == Mode::sync) {
     p->status = mpi::capture(rank(), [&] {
       fault_apply(f_write, "write", rank());
-      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring);
+      // Rank 0 fsyncs the file once, after writing the checksums into it (commit).
+      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0);
       fault_apply(f_fsync, "fsync", rank());
     });
     p->write_end = mono();
@@ -846,6 +847,8 @@ void Checkpointer::Impl::commit(Pending &p) {
     }
   }
 
+  // When save (or the commit) returns, every rank sees the directory as rank 0 left it.
+  comm.barrier("finishing the commit");
   const double secs = mono() - p.t0;
   if (p.mode == Mode::sync) {
     stats.seconds += secs;

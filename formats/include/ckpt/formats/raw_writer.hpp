@@ -100,7 +100,9 @@ private:
 /// between saves). Returns the per-field checksums
 /// (entries of fields this rank does not hash are 0).
 /// \throws Error(io, no_space)
-std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring);
+/// `sync` false skips the fsync (the caller fsyncs the file later anyway).
+std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring,
+                                           bool sync = true);
 inline constexpr std::uint64_t ring_slots = 4;
 inline constexpr std::uint64_t ring_slot_bytes = 8u << 20;
 
