@@ -157,3 +157,17 @@ def test_subcommunicator(comm, shared_dir):
     ck.save(sub, {"r": sub.rank, "color": comm.rank % 2}, d)
     assert ck.load(sub, d) == {"r": sub.rank, "color": comm.rank % 2}
     sub.Free()
+
+
+def test_large_description_goes_to_a_dataset(comm, shared_dir):
+    # More inline values than fit in a root attribute (64 KiB): stored in `_py.tree`.
+    state = {"table": [i / 7 for i in range(20000)], "r": comm.rank}
+    ck.save(comm, state, shared_dir)
+    info = ck.checkpoint_info(ck.list_checkpoints(shared_dir)[0][1])
+    assert info["metadata"]["python_state"] == "@_py.tree"
+    assert ck.load(comm, shared_dir) == state
+    # Also through a Checkpointer (its own core object is closed while the tree is read).
+    cp = ck.Checkpointer(comm, shared_dir)
+    st = cp.restore({"table": None, "r": None})
+    assert st == state
+    cp.close()
