@@ -173,6 +173,7 @@ def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode
         core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], mode=mode, quiet=quiet)
     try:
         _save_with(core, comm, fields, tree, step, time)
+        core.wait()  # with CKPT_MODE=async: committed (or its error raised) before returning
     finally:
         core.close()
     return os.path.join(path, _ckpt.checkpoint_file_name(int(step)))
