@@ -544,6 +544,117 @@ FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks
   return f;
 }
 
+// HDF5 1.10 loops forever when it loads a global heap collection whose objects do not
+// advance (a free-space object of size 0), and ckpt's string attributes live in such a
+// collection (found by the fuzzer: tests/faults/fuzz/regressions/). Before HDF5 reads any
+// string, every collection outside the datasets' raw data is walked the way HDF5 walks it.
+struct Extent {
+  std::uint64_t begin, end;
+};
+
+herr_t collect_extent(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
+  if (info->type != H5O_TYPE_DATASET)
+    return 0;
+  const hid_t ds = H5Dopen2(obj, name, H5P_DEFAULT);
+  if (ds < 0)
+    return 0; // the damage is reported with a proper message later
+  const haddr_t off = H5Dget_offset(ds);
+  const hsize_t n = H5Dget_storage_size(ds);
+  if (off != HADDR_UNDEF && n > 0)
+    static_cast<std::vector<Extent> *>(data)->push_back({off, off + n});
+  H5Dclose(ds);
+  return 0;
+}
+
+std::uint64_t le(const unsigned char *p, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    v |= std::uint64_t(p[i]) << (8 * i);
+  return v;
+}
+
+void check_global_heaps(hid_t file, const std::string &path, std::uint64_t file_bytes) {
+  std::size_t sizeof_addr = 8, sizeof_size = 8;
+  {
+    h5::Handle fcpl(H5Fget_create_plist(file), "getting the file creation properties");
+    h5::check(H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size), "getting the file's offset sizes");
+  }
+  if (sizeof_size == 0 || sizeof_size > 8)
+    throw Error(Errc::corrupt, -1, fmt::format("{} has a bad size of lengths", path));
+  std::vector<Extent> raw;
+  H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, collect_extent, &raw, H5O_INFO_BASIC);
+  H5Eclear2(H5E_DEFAULT);
+  std::sort(raw.begin(), raw.end(), [](const Extent &a, const Extent &b) { return a.begin < b.begin; });
+  auto in_raw = [&](std::uint64_t off) {
+    for (const auto &e : raw)
+      if (off >= e.begin && off < e.end)
+        return true;
+    return false;
+  };
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct Closer {
+    std::FILE *f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  auto read_at = [&](std::uint64_t off, std::size_t n, std::vector<unsigned char> &buf) {
+    buf.resize(n);
+    if (std::fseek(f, static_cast<long>(off), SEEK_SET) != 0)
+      return std::size_t(0);
+    return std::fread(buf.data(), 1, n, f);
+  };
+  const std::size_t hdr = 2 + 2 + 4 + sizeof_size; // index, references, reserved, size
+  std::vector<unsigned char> chunk, heap;
+  constexpr std::size_t step = 1 << 20;
+  std::uint64_t pos = 0;
+  while (pos < file_bytes) {
+    // Skip the datasets' raw data: user bytes are never parsed as heaps.
+    bool skipped = false;
+    for (const auto &e : raw)
+      if (pos >= e.begin && pos < e.end) {
+        pos = e.end;
+        skipped = true;
+      }
+    if (skipped)
+      continue;
+    std::uint64_t next_raw = file_bytes;
+    for (const auto &e : raw)
+      if (e.begin > pos && e.begin < next_raw)
+        next_raw = e.begin;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(step + 3, next_raw - pos));
+    const std::size_t got = read_at(pos, n, chunk);
+    for (std::size_t i = 0; i + 4 <= got; ++i) {
+      if (std::memcmp(&chunk[i], "GCOL", 4) != 0 || in_raw(pos + i))
+        continue;
+      const std::uint64_t at = pos + i;
+      std::vector<unsigned char> head;
+      if (read_at(at, 8 + sizeof_size, head) != 8 + sizeof_size || head[4] != 1)
+        continue; // not a version-1 collection: HDF5 refuses it cleanly
+      const std::uint64_t size = le(&head[8], sizeof_size);
+      if (size > file_bytes - at || size < 8 + sizeof_size)
+        continue; // HDF5 refuses a collection that does not fit the file
+      if (read_at(at, static_cast<std::size_t>(size), heap) != size)
+        continue;
+      for (std::uint64_t p = 8 + sizeof_size; p < size;) {
+        if (p + hdr > size)
+          break; // a tail too small for an object is free space
+        const std::uint64_t idx = le(&heap[p], 2);
+        const std::uint64_t osize = le(&heap[p + 8], sizeof_size);
+        const std::uint64_t need = idx > 0 ? hdr + ((osize + 7) & ~std::uint64_t(7)) : osize;
+        if (need == 0 || osize > size || need > size - p)
+          throw Error(Errc::corrupt, -1,
+                      fmt::format("{} is damaged: the string heap at byte {} has a malformed object at byte {}",
+                                  path, at, at + p));
+        p += need;
+      }
+    }
+    pos += got > 3 ? got - 3 : (got ? got : 1);
+    if (got == 0)
+      break;
+  }
+}
+
 } // namespace
 
 Reader::Reader(const std::string &path, MPI_Comm comm) {
@@ -562,6 +673,7 @@ Reader::Reader(const std::string &path, MPI_Comm comm) {
                 fmt::format("{} is not a readable HDF5 file ({})", path, h5::error_stack()));
   file_ = h5::Handle(id, "opening " + path);
   try {
+    check_global_heaps(file_, path, info_.file_bytes);
     if (!has_attr(file_, "ckpt_format") || read_attr_string(file_, "ckpt_format") != format_name)
       throw Error(Errc::corrupt, -1, fmt::format("{} is not a ckpt checkpoint (no ckpt_format attribute)", path));
     info_.format = format_name;

@@ -26,6 +26,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -283,7 +284,13 @@ int run(const Args &a) {
   ckpt::Checkpointer cp(MPI_COMM_WORLD, options(a.dir, a.every, a.keep));
   register_state(cp, st, a.n);
   if (a.save_once) {
-    st = state_at(a.n, a.step);
+    // Copy into the registered buffers (a move would leave the Checkpointer dangling).
+    const State want = state_at(a.n, a.step);
+    std::copy(want.u.begin(), want.u.end(), st.u.begin());
+    std::copy(want.w.begin(), want.w.end(), st.w.begin());
+    st.t = want.t;
+    std::copy(std::begin(want.params), std::end(want.params), st.params);
+    st.rng = want.rng;
     cp.save(a.step, st.t);
     say("saved: " + std::to_string(a.step));
     return 0;
