@@ -738,6 +738,10 @@ Reader::Reader(const std::string &path, MPI_Comm comm) {
 void Reader::read(const FieldInfo &field, const Shape &offset, const Shape &count, void *mem,
                   const Shape &memory, const Shape &memory_offset, bool collective) {
   const std::string what = fmt::format("field '{}' of {}", field.name, info_.path.string());
+  // A dataset without elements has no storage address; there is nothing to read (all ranks
+  // see the same shape, so all skip the collective read together).
+  if (!field.shape.empty() && volume(field.shape) == 0)
+    return;
   try {
     h5::Handle ds(H5Dopen2(file_, field.name.c_str(), H5P_DEFAULT), "opening " + what);
     h5::Handle fsel(H5Dget_space(ds), "getting a dataspace");

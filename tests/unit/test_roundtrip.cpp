@@ -235,3 +235,27 @@ TEST(Format, InspectShowsAttributesAndBlocks) {
   EXPECT_TRUE(rep.ok) << rep.reason;
   EXPECT_EQ(rep.blocks_checked, std::uint64_t(std::min<int>(size, 10)));
 }
+
+TEST(RoundTrip, EmptyFields) {
+  ScratchDir dir;
+  std::vector<double> none_anywhere;          // empty on every rank
+  std::vector<std::int32_t> some(world_rank() % 2 ? 3 : 0, 7); // empty on some ranks
+  std::vector<float> dist;                    // a global array with no elements
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.per_rank("none", none_anywhere);
+    cp.per_rank("some", some);
+    cp.distributed("dist", dist.data(), {.global = {0, 4}, .offset = {0, 0}, .count = {0, 4}});
+    cp.save(3);
+  }
+  some.assign(5, 0);
+  none_anywhere.assign(2, 1.0);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.per_rank("none", none_anywhere);
+  cp.per_rank("some", some);
+  cp.distributed("dist", dist.data(), {.global = {0, 4}, .offset = {0, 0}, .count = {0, 4}});
+  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(3));
+  EXPECT_TRUE(none_anywhere.empty());
+  EXPECT_EQ(some, std::vector<std::int32_t>(world_rank() % 2 ? 3 : 0, 7));
+  EXPECT_TRUE(ckpt::verify(dir / ckpt::checkpoint_file_name(3)).ok);
+}
