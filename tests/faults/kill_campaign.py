@@ -177,7 +177,13 @@ class Campaign:
             if kills < budget:
                 time.sleep(self.rnd.uniform(0.3, 2.0 + a.window))
                 whole = self.rnd.random() < 0.5
-                killed = job.kill_all() if whole else (job.p.poll() is None and self._kill_heat_rank(job))
+                if whole:
+                    # heat does not print its pids: find its ranks first, else they would
+                    # outlive mpiexec (Open MPI puts them in their own process groups).
+                    job.pids = self._heat_ranks(job)
+                    killed = job.kill_all()
+                else:
+                    killed = job.p.poll() is None and self._kill_heat_rank(job)
             else:
                 killed = False
             rc = job.wait(300)
@@ -221,7 +227,14 @@ class Campaign:
                 return kills
 
     def _kill_heat_rank(self, job):
-        # heat does not print its pids: find the ranks among mpiexec's children.
+        kids = self._heat_ranks(job)
+        if not kids:
+            return False
+        job.pids = kids
+        return job.kill_rank(self.rnd.randrange(len(kids)))
+
+    def _heat_ranks(self, job):
+        """The ranks of a heat job: mpiexec's children (heat does not print its pids)."""
         kids = []
         try:
             for pid in os.listdir("/proc"):
@@ -235,10 +248,7 @@ class Campaign:
                         kids.append(int(pid))
         except OSError:
             pass
-        if not kids:
-            return False
-        job.pids = kids
-        return job.kill_rank(self.rnd.randrange(len(kids)))
+        return kids
 
     def go(self):
         a = self.a
