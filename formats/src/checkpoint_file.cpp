@@ -462,7 +462,7 @@ std::uint64_t table_rows(hid_t group, const char *name, const std::string &field
   return d[0];
 }
 
-FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks) {
+FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks, std::uint64_t file_bytes) {
   FieldInfo f;
   f.name = name;
   h5::Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), fmt::format("opening field '{}'", name));
@@ -486,6 +486,16 @@ FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks
   if (nd > 0)
     H5Sget_simple_extent_dims(space, d.data(), nullptr);
   f.shape.assign(d.begin(), d.end());
+  // Sizes come from the file: a dataset cannot hold more bytes than the file, so a damaged
+  // header cannot make a reader allocate terabytes (found by the fuzzer).
+  {
+    const bool empty = std::find(f.shape.begin(), f.shape.end(), std::uint64_t(0)) != f.shape.end();
+    std::uint64_t bytes = dtype_size(f.dtype); // saturates at file_bytes + 1
+    for (std::uint64_t y : f.shape)
+      bytes = empty ? 0 : bytes > file_bytes / y ? file_bytes + 1 : bytes * y;
+    if (bytes > file_bytes)
+      throw Error(Errc::corrupt, -1, fmt::format("field '{}' claims more data than the file holds", name));
+  }
 
   h5::Handle g(H5Gopen2(meta, name.c_str(), H5P_DEFAULT),
                fmt::format("opening the block tables of field '{}'", name));
@@ -493,6 +503,8 @@ FieldInfo read_field(hid_t file, hid_t meta, const std::string &name, int nranks
   if (nb > (1u << 24))
     throw Error(Errc::corrupt, -1, fmt::format("field '{}' claims {} blocks", name, nb));
   const std::uint64_t width = 1 + 2 * f.shape.size();
+  if (nb * width * 8 > file_bytes)
+    throw Error(Errc::corrupt, -1, fmt::format("field '{}' claims more blocks than the file holds", name));
   auto table = read_table(g, "blocks", nb, width, name);
   auto sums = read_table<std::uint64_t>(g, "checksums", nb, 0, name);
   std::uint64_t lnd = 0;
@@ -723,7 +735,7 @@ Reader::Reader(const std::string &path, MPI_Comm comm) {
     for (const auto &name : links.names) {
       if (name == meta_group)
         continue;
-      info_.fields.push_back(read_field(file_, meta, name, info_.nranks));
+      info_.fields.push_back(read_field(file_, meta, name, info_.nranks, info_.file_bytes));
     }
     if (header_checksum(info_) != stored_sum)
       throw Error(Errc::corrupt, -1,

@@ -106,6 +106,9 @@ VerifyReport verify(const fs::path &file) {
     rep.ok = true;
   } catch (const Error &e) {
     rep.reason = e.detail();
+  } catch (const std::exception &e) {
+    // Never throws for a bad file, whatever the file makes the reader do.
+    rep.reason = fmt::format("{} could not be read: {}", file.string(), e.what());
   }
   return rep;
 }
