@@ -87,6 +87,10 @@ class Campaign:
         argv = lambda dd: [a.app, "--dir", dd, "--steps", str(a.steps), "--every", "1", "--keep", "2",
                            "--n", str(a.n), "--verify-all"]
         ref = self.reference("fault", argv, np_)
+        # A third of the chains save asynchronously (CKPT_MODE=async): the write overlaps
+        # the next steps and the kill can land while it runs.
+        mode_env = {"CKPT_MODE": "async"} if self.rnd.random() < a.async_share else {}
+        tag = "async: " if mode_env else ""
         kills = 0
         pending = None  # (kind, expected newest committed step) of the last kill
         while True:
@@ -95,11 +99,12 @@ class Campaign:
             if kills < budget:
                 mode = self.rnd.choice(["hook", "rank", "job"])
             env = dict(self.env)
+            env.update(mode_env)
             kind = None
             if mode == "hook":
                 hook = self.rnd.choice(HOOKS)
                 env["CKPT_TEST_FAULT"] = hook + ":kill"
-                kind = "hook " + hook
+                kind = tag + "hook " + hook
             job = fl.Job(argv(d), np=np_, env=env, stderr_path=os.path.join(self.work, "stderr.log"))
             line = job.wait_line("restored:", 120)
             # Check the restore after the previous kill.
@@ -138,7 +143,7 @@ class Campaign:
                 killed = False  # the kill came after the job ended
             if mode and killed:
                 if kind is None:
-                    kind = kind_base + " (" + classify(d) + ")"
+                    kind = tag + kind_base + " (" + classify(d) + ")"
                 kills += 1
                 self.made += 1
                 pending = (kind, (fl.committed(d) or [None])[0])
@@ -286,6 +291,7 @@ def main():
     p.add_argument("--n", type=int, default=512, help="rows of the 256-column fields")
     p.add_argument("--window", type=float, default=1.5, help="random kill delay, seconds")
     p.add_argument("--heat-share", type=float, default=0.15)
+    p.add_argument("--async-share", type=float, default=0.33)
     p.add_argument("--work")
     p.add_argument("--keep-work", action="store_true")
     p.add_argument("--json")
