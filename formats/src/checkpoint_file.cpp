@@ -116,6 +116,8 @@ std::string read_attr_string(hid_t obj, const char *name) {
     return s;
   }
   std::size_t n = H5Tget_size(ftype);
+  if (n == 0 || n > (1u << 16)) // ckpt writes variable-length strings; a huge fixed one is damage
+    throw Error(Errc::corrupt, -1, fmt::format("attribute '{}' has a bad string size {}", name, n));
   std::string s(n, '\0');
   h5::check(H5Aread(attr, ftype, s.data()), fmt::format("reading attribute '{}'", name));
   s.resize(std::strlen(s.c_str()));

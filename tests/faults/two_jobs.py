@@ -9,6 +9,7 @@ lock of a SIGKILLed job is never stale (the kernel drops it with the process).
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -43,6 +44,10 @@ def main():
     first = fl.Job(argv(d, 60), np=2, env=env)
     started = first.wait_line("restored:", 120)
     check(started == "restored: none", "first job started (%s)" % started)
+    # Hold the first job (SIGSTOP) while the others try, so it cannot finish and free the
+    # directory before them on a fast or a loaded machine; it keeps its lock meanwhile.
+    for pid in first.pids:
+        os.kill(pid, signal.SIGSTOP)
     for np_ in (2, 1):
         before = sorted(os.listdir(d))
         rc2, out2 = fl.run(argv(d, 60), np=np_, env=env, timeout=120)
@@ -58,6 +63,8 @@ def main():
     if files:
         rc3, out3 = fl.run([a.app, "--verify"] + files[:1], np=1, env=env)
         check(rc3 == 0 and '"ok":true' in "".join(out3), "verify reads a checkpoint while the writer holds the lock")
+    for pid in first.pids:
+        os.kill(pid, signal.SIGCONT)
     rc1 = first.wait(600)
     res = [l for l in first.all if l.startswith("result:")]
     check(rc1 == 0 and res == ref, "the first job finished with the result of a job alone (%s vs %s)" % (res, ref))
