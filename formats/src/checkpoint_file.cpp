@@ -774,6 +774,33 @@ void Reader::read(const FieldInfo &field, const Shape &offset, const Shape &coun
   }
 }
 
+std::uint64_t Reader::raw_offset(const FieldInfo &field) const {
+  const std::uint64_t none = ~std::uint64_t(0);
+  if (volume(field.shape) == 0)
+    return none;
+  hid_t ds = H5Dopen2(file_, field.name.c_str(), H5P_DEFAULT);
+  if (ds < 0) {
+    h5::error_stack(); // clears it
+    return none;
+  }
+  std::uint64_t off = none;
+  hid_t dcpl = H5Dget_create_plist(ds);
+  hid_t type = H5Dget_type(ds);
+  if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0 &&
+      H5Tequal(type, native_type(field.dtype)) > 0) {
+    const haddr_t a = H5Dget_offset(ds);
+    if (a != HADDR_UNDEF)
+      off = static_cast<std::uint64_t>(a);
+  }
+  if (type >= 0)
+    H5Tclose(type);
+  if (dcpl >= 0)
+    H5Pclose(dcpl);
+  H5Dclose(ds);
+  h5::error_stack();
+  return off;
+}
+
 void Reader::close() { file_.close(); }
 
 } // namespace ckpt::formats

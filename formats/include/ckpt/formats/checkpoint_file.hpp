@@ -69,6 +69,10 @@ public:
   void read(const FieldInfo &field, const Shape &offset, const Shape &count, void *mem,
             const Shape &memory, const Shape &memory_offset, bool collective);
 
+  /// Where the raw data of `field` starts in the file when it can be read directly (a
+  /// contiguous, unfiltered, allocated dataset stored in the native type), else ~0.
+  std::uint64_t raw_offset(const FieldInfo &field) const;
+
   /// Closes the file; throws on failure.
   void close();
 

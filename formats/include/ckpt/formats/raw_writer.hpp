@@ -115,4 +115,10 @@ void snapshot(const WritePlan &plan, Staging &staging);
 /// \throws Error(io, no_space)
 std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePlan &plan, const Staging &staging);
 
+/// Restore: reads the plan's extents from `path` into the memory its runs name (the runs
+/// are destinations here), large extents with O_DIRECT through `ring` while a helper
+/// thread reads ahead. Returns the XXH3-64 of each hashed field's bytes in file order.
+/// No MPI, no HDF5. \throws Error(corrupt) when the file is short or unreadable.
+std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring);
+
 } // namespace ckpt::formats
