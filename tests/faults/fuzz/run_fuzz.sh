@@ -115,7 +115,7 @@ for a in "$artifacts"/*; do
     crash-*|leak-*|oom-*) ;;
     *) continue ;;
   esac
-  if ! trace=$("$bin" -runs=1 -rss_limit_mb=2048 -malloc_limit_mb=2048 "$a" 2>&1); then :; else
+  if ! trace=$("$bin" -runs=1 -rss_limit_mb=4096 -malloc_limit_mb=1024 "$a" 2>&1); then :; else
     # Passes on its own: the memory grew over many inputs (HDF5's leaks on damaged headers).
     hdf5_defects=$((hdf5_defects + 1))
     echo "HDF5 defect (memory growth over many inputs, the input alone passes): $a"
