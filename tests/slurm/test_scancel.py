@@ -41,8 +41,10 @@ def app_setup(args, work):
         return "heat.sbatch", env, ref, {}, steps
     if args.app == "capsid":
         n = 400
-        steps = max(int(wall_rate([args.capsid, "-n", str(n), "-s", "20", "-e", "0", "-d",
-                                   os.path.join(work, "rate-ckpt")], 20) * 20), 50)
+        # 100 calibration steps, so that process start-up does not dominate the rate, and
+        # about 40 s of work: the job must still be running when scancel arrives.
+        steps = max(int(wall_rate([args.capsid, "-n", str(n), "-s", "100", "-e", "0", "-d",
+                                   os.path.join(work, "rate-ckpt")], 100) * 40), 200)
         env = {"CAPSID": args.capsid, "CAPSID_N": str(n), "CAPSID_STEPS": str(steps), "CAPSID_EVERY": "0"}
         ref = [args.capsid, "-n", str(n), "-s", str(steps), "-e", "0", "-d", ref_dir]
         return "capsid.sbatch", env, ref, {}, steps
