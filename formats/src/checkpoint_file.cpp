@@ -228,6 +228,10 @@ void write_file(MPI_Comm comm, const std::string &path, const Header &header,
   h5::check(H5Pset_coll_metadata_write(fapl, true), "enabling collective metadata writes");
   // Large datasets start on 1 MiB boundaries: whole stripes and aligned direct I/O.
   h5::check(H5Pset_alignment(fapl, 1 << 20, 1 << 20), "setting alignment");
+  // HDF5 1.8 file structures: the superblock, object headers and link/attribute heaps carry
+  // checksums that HDF5 checks before decoding them, so damage there is refused instead of
+  // parsed (HDF5 1.10 crashes on some damaged 1.6-style headers; tests/faults/).
+  h5::check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18), "choosing the HDF5 1.8 file format");
   h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
                   fmt::format("creating {}", path));
 
@@ -332,6 +336,10 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
   h5::check(H5Pset_fapl_sec2(fapl), "selecting the sec2 driver");
   // Large datasets start on 1 MiB boundaries: whole stripes and aligned direct I/O.
   h5::check(H5Pset_alignment(fapl, 1 << 20, 1 << 20), "setting alignment");
+  // HDF5 1.8 file structures: the superblock, object headers and link/attribute heaps carry
+  // checksums that HDF5 checks before decoding them, so damage there is refused instead of
+  // parsed (HDF5 1.10 crashes on some damaged 1.6-style headers; tests/faults/).
+  h5::check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18), "choosing the HDF5 1.8 file format");
   h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fmt::format("creating {}", path));
 
   write_attr_string(file, "ckpt_format", info.format);
