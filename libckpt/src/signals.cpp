@@ -63,3 +63,23 @@ int parse_signal(const char *name) {
 }
 
 } // namespace ckpt::detail
+
+#include <ckpt/signals.hpp>
+
+namespace ckpt {
+
+StopSignals::StopSignals(const std::vector<int> &signals) {
+  if (!signals.empty()) {
+    detail::install_stop_handlers(signals);
+    installed_ = true;
+  }
+}
+
+StopSignals::~StopSignals() {
+  if (installed_)
+    detail::uninstall_stop_handlers();
+}
+
+void clear_stop_request() noexcept { detail::clear_stop_flag(); }
+
+} // namespace ckpt

@@ -619,6 +619,8 @@ class Checkpointer:
         self._core = self._new_core()
         _live.add(self)
         opts = self._core.options()
+        # The core object is replaced at each save; keep the stop signals caught meanwhile.
+        self._signals = _ckpt._StopSignals(list(opts["signals"]))
         self.path: str = opts["dir"]
         self.keep: int = opts["keep"]
         self.final: bool = opts["final"]

@@ -22,6 +22,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <ckpt/signals.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,12 +31,6 @@
 #include <vector>
 
 namespace py = pybind11;
-
-// Internal to libckpt (libckpt/src/signals.hpp); see /work/notes/requests-python.md: the
-// Python loop ends after a stop like StepRange does and must clear the flag like it does.
-namespace ckpt::detail {
-void clear_stop_flag() noexcept;
-}
 
 namespace {
 
@@ -402,6 +398,10 @@ PYBIND11_MODULE(_ckpt, m) {
     return xxh3_128_hex(info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
   }, py::arg("data"),
         "XXH3-128 of the bytes of a C-contiguous buffer, as 32 hex digits (high64, low64).");
-  m.def("_clear_stop_flag", [] { ckpt::detail::clear_stop_flag(); });
+  // The Python loop ends after a stop like StepRange does and clears the flag like it does.
+  m.def("_clear_stop_flag", [] { ckpt::clear_stop_request(); });
+  // Held by ckpt.Checkpointer for its lifetime: it replaces its core object at each save,
+  // and the stop signals must stay caught in between.
+  py::class_<ckpt::StopSignals>(m, "_StopSignals").def(py::init<const std::vector<int> &>(), py::arg("signals"));
   m.attr("EXIT_MORE_WORK") = ckpt::exit_more_work;
 }

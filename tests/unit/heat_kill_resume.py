@@ -40,20 +40,32 @@ def temp_files(d):
     return [f for f in os.listdir(d) if f.endswith(".tmp")] if os.path.isdir(d) else []
 
 
+def committed(d):
+    return sorted(int(m.group(1)) for f in os.listdir(d)
+                  if (m := re.fullmatch(r"ckpt-(\d+)\.h5", f))) if os.path.isdir(d) else []
+
+
 def kill_campaign(d, kills, nps):
-    """Kills the job `kills` times; odd kills wait for a checkpoint write in progress."""
+    """Kills the job `kills` times. Every other kill waits for a checkpoint write in
+    progress; the others come at a random moment, but at the latest once the run committed
+    one or two new checkpoints, so the solver never finishes during the campaign, however
+    fast this machine happens to be."""
     during_write = made = i = 0
     while made < kills:
         i += 1
         if i > 3 * kills:
-            sys.exit("the solver finished before enough kills landed; raise STEPS")
+            sys.exit("too many runs ended before they could be killed")
         np_ = nps[i % len(nps)]
+        before = set(committed(d))
         p = subprocess.Popen(cmd(np_, d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
         deadline = time.monotonic() + rng.uniform(0.8, 2.5)
+        progress_cap = rng.randint(1, 2)
         wait_for_write = i % 2 == 1
         while time.monotonic() < deadline and p.poll() is None:
             if wait_for_write and temp_files(d):
+                break
+            if len(set(committed(d)) - before) >= progress_cap:
                 break
             time.sleep(0.002)
         writing = bool(temp_files(d))
@@ -63,10 +75,10 @@ def kill_campaign(d, kills, nps):
         during_write += writing
         made += 1
         p.wait()
-        steps = sorted(int(m.group(1)) for f in os.listdir(d)
-                       if (m := re.fullmatch(r"ckpt-(\d+)\.h5", f))) if os.path.isdir(d) else []
         print(f"  kill {made:2d} on {np_} ranks{' during a write' if writing else ''}: "
-              f"committed steps {steps[-3:]}", flush=True)
+              f"committed steps {committed(d)[-3:]}", flush=True)
+    if committed(d) and committed(d)[-1] >= STEPS:
+        sys.exit("the solver reached its last step during the campaign; raise STEPS")
     return during_write
 
 

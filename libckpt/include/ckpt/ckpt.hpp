@@ -14,4 +14,5 @@
 #include <ckpt/checkpointer.hpp>
 #include <ckpt/error.hpp>
 #include <ckpt/options.hpp>
+#include <ckpt/signals.hpp>
 #include <ckpt/types.hpp>
