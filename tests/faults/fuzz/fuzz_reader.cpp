@@ -27,6 +27,10 @@ const fs::path &scratch() {
     const char *base = std::getenv("CKPT_FUZZ_SCRATCH");
     fs::path d = fs::path(base && *base ? base : "/dev/shm") / ("ckpt-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d);
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(scratch(), ec);
+    });
     return d;
   }();
   return dir;
