@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -39,6 +40,7 @@ constexpr std::uint64_t direct_piece = 16u << 20;
 struct Fds {
   int buffered = -1;
   int direct = -1;
+  std::atomic<bool> direct_ok{true}; // shared by the writer threads
   std::string path;
   explicit Fds(const std::string &p, bool want_direct) : path(p) {
     buffered = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -74,15 +76,14 @@ struct Fds {
   }
   // `p` and `off` are page-aligned, `n` a multiple of the page size.
   void write_direct(const std::byte *p, std::uint64_t n, std::uint64_t off) {
-    while (n > 0 && direct >= 0) {
+    while (n > 0 && direct >= 0 && direct_ok.load(std::memory_order_relaxed)) {
       const ssize_t w = ::pwrite(direct, p, static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 30)),
                                  static_cast<off_t>(off));
       if (w < 0) {
         if (errno == EINTR)
           continue;
         if (errno == EINVAL) { // this file system refuses this direct request: buffered from now on
-          ::close(direct);
-          direct = -1;
+          direct_ok.store(false, std::memory_order_relaxed);
           break;
         }
         io_error(errno, "cannot write", path);
@@ -384,7 +385,6 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
     std::uint64_t begin, end; // valid bytes within the slot
     std::size_t field;
   };
-  const std::vector<bool> thread_hash = ring_hashed(plan);
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Chunk> full;
@@ -394,7 +394,9 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
   bool closing = false;
   std::exception_ptr failure;
 
-  std::thread writer([&] {
+  // Two writers keep two direct requests in flight (the device is faster with a deeper
+  // queue); this thread copies and hashes, in file order.
+  auto write_loop = [&] {
     for (;;) {
       Chunk c;
       {
@@ -406,12 +408,13 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
         full.pop_front();
       }
       try {
-        if (!failure) {
-          const std::byte *p = ring.data() + c.slot * ring_slot_bytes + c.begin;
-          if (thread_hash[c.field])
-            h.update(c.field, p, c.end - c.begin);
-          fds.write_aligned_image(p, c.end - c.begin, c.file + c.begin);
+        bool failed;
+        {
+          std::lock_guard lk(mu);
+          failed = static_cast<bool>(failure);
         }
+        if (!failed)
+          fds.write_aligned_image(ring.data() + c.slot * ring_slot_bytes + c.begin, c.end - c.begin, c.file + c.begin);
       } catch (...) {
         std::lock_guard lk(mu);
         failure = std::current_exception();
@@ -422,14 +425,16 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
       }
       cv.notify_all();
     }
-  });
+  };
+  std::thread writer1(write_loop), writer2(write_loop);
   auto stop_writer = [&] {
     {
       std::lock_guard lk(mu);
       closing = true;
     }
     cv.notify_all();
-    writer.join();
+    writer1.join();
+    writer2.join();
   };
 
   try {
@@ -459,7 +464,7 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
         const std::uint64_t n = std::min(w + ring_slot_bytes, end) - w - b;
         std::byte *dst = ring.data() + slot * ring_slot_bytes + b;
         cur.copy(dst, n);
-        if (plan.hashed[e.field] && !thread_hash[e.field])
+        if (plan.hashed[e.field])
           h.update(e.field, dst, n);
         {
           std::lock_guard lk(mu);

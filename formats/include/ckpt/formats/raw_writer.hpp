@@ -94,8 +94,9 @@ private:
 };
 
 /// Sync write: streams the plan's bytes from application memory to `path` (which
-/// create_file made), copying large extents through a small ring of aligned buffers that a
-/// helper thread writes with O_DIRECT while the next one is filled, then fsyncs. Memory
+/// create_file made), copying (and hashing) large extents into a small ring of aligned
+/// buffers that two helper threads write with O_DIRECT while the next ones are filled,
+/// then fsyncs. Memory
 /// used is independent of the state size: `ring` (ring_slots x ring_slot_bytes, reused
 /// between saves). Returns the per-field checksums
 /// (entries of fields this rank does not hash are 0).
@@ -104,7 +105,7 @@ private:
 std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring,
                                            bool sync = true);
 inline constexpr std::uint64_t ring_slots = 4;
-inline constexpr std::uint64_t ring_slot_bytes = 8u << 20;
+inline constexpr std::uint64_t ring_slot_bytes = 16u << 20;
 
 /// Async snapshot: copies the plan's bytes into `staging` (reserved to plan.staging).
 /// After it returns, the application may change its memory.
