@@ -342,3 +342,35 @@ TEST(Restore, TruncatedCheckpointFallsBackOnEveryRank) {
   EXPECT_EQ(cp.restore().value_or(-1), 1);
   EXPECT_TRUE(all_ranks(back.equals(expect)));
 }
+
+// every=auto: with a tiny MTBF the interval (Daly: M when C >= 2M) is due at once; with a
+// huge one it is not due within a few steps. Same answer on every rank.
+TEST(EveryAuto, IntervalFollowsTheMtbf) {
+  ScratchDir dir;
+  State s;
+  s.fill(1);
+  for (const double mtbf : {1e-6, 1e9}) {
+    auto o = async_options(dir.path());
+    o.every_auto = true;
+    o.mtbf_seconds = mtbf;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    s.enroll(cp);
+    int due = 0;
+    for (int step = 1; step <= 5; ++step) {
+      usleep(2000);
+      if (cp.should_checkpoint(step)) {
+        ++due;
+        cp.save(step);
+      }
+    }
+    cp.wait();
+    int lo = 0, hi = 0;
+    MPI_Allreduce(&due, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&due, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    EXPECT_EQ(lo, hi);
+    if (mtbf < 1)
+      EXPECT_GE(due, 1);
+    else
+      EXPECT_EQ(due, 0);
+  }
+}
