@@ -27,6 +27,29 @@ work = tempfile.mkdtemp(prefix="ckpt-async-kill-")
 env = dict(os.environ, CKPT_MODE="async", CKPT_KEEP="3")
 
 
+def wait_session_gone(sid, timeout=30.0):
+    """Waits until no process of session `sid` (a killed job: mpiexec and its ranks) is
+    left. A killed rank holds the checkpoint directory's lock until it has fully exited,
+    as on a cluster, where the next allocation starts after the old one is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                left = True
+                break
+        if not left:
+            return
+        time.sleep(0.01)
+
+
 def cmd(np_, d):
     return ["mpiexec", "-n", str(np_), HEAT, "--n", str(N), "--steps", str(STEPS), "--every", str(EVERY), "--dir", d]
 
@@ -87,7 +110,7 @@ try:
         writing = bool(temp_files(d))
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-        time.sleep(0.3)  # let the killed ranks go away (they hold the directory lock)
+        wait_session_gone(p.pid)
         made += 1
         verify(d)
         print(f"  kill {made} {'during a write' if writing else ''}: committed {committed(d)[-3:]}", flush=True)

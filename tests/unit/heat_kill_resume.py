@@ -24,6 +24,29 @@ N, STEPS, EVERY = 512, 2000, 25
 work = tempfile.mkdtemp(prefix="ckpt-heat-kill-")
 
 
+def wait_session_gone(sid, timeout=30.0):
+    """Waits until no process of session `sid` (a killed job: mpiexec and its ranks) is
+    left. A killed rank holds the checkpoint directory's lock until it has fully exited,
+    as on a cluster, where the next allocation starts after the old one is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                left = True
+                break
+        if not left:
+            return
+        time.sleep(0.01)
+
+
 def cmd(np_, d):
     return ["mpiexec", "-n", str(np_), os.path.join(args.bin, "heat"), "--n", str(N),
             "--steps", str(STEPS), "--every", str(EVERY), "--dir", d]
@@ -75,6 +98,7 @@ def kill_campaign(d, kills, nps):
         during_write += writing
         made += 1
         p.wait()
+        wait_session_gone(p.pid)
         print(f"  kill {made:2d} on {np_} ranks{' during a write' if writing else ''}: "
               f"committed steps {committed(d)[-3:]}", flush=True)
     if committed(d) and committed(d)[-1] >= STEPS:
