@@ -17,11 +17,11 @@ import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
-ap.add_argument("--kills", type=int, default=6)
+ap.add_argument("--kills", type=int, default=5)
 args = ap.parse_args()
 HEAT = os.path.join(args.bin, "heat")
 CKPT = os.path.join(args.bin, "ckpt")
-N, STEPS, EVERY = 700, 1500, 50
+N, STEPS, EVERY = 700, 6000, 100
 rng = random.Random(6)
 work = tempfile.mkdtemp(prefix="ckpt-async-kill-")
 env = dict(os.environ, CKPT_MODE="async", CKPT_KEEP="3")
@@ -100,12 +100,15 @@ try:
             sys.exit("the solver finished before enough kills landed")
         p = subprocess.Popen(cmd(2 if i % 2 else 4, d), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + rng.uniform(1.0, 3.0)
-        while time.monotonic() < deadline and p.poll() is None:
-            if temp_files(d) and rng.random() < 0.05:
-                break
+        # Run for a random time, then kill as soon as a background write is in flight.
+        start = time.monotonic()
+        at = start + rng.uniform(0.4, 1.0)
+        while p.poll() is None and (time.monotonic() < at or
+                                    (not temp_files(d) and time.monotonic() < at + 1.0)):
             time.sleep(0.002)
         if p.poll() is not None:
+            if STEPS in committed(d):
+                break  # a fast machine: the solver finished between kills
             continue
         writing = bool(temp_files(d))
         os.killpg(p.pid, signal.SIGKILL)
@@ -114,6 +117,8 @@ try:
         made += 1
         verify(d)
         print(f"  kill {made} {'during a write' if writing else ''}: committed {committed(d)[-3:]}", flush=True)
+    if made < 2:
+        sys.exit(f"only {made} kills landed before the solver finished; raise STEPS")
     got, _ = finish(4, d)
     print(f"after {made} kills: {got}")
     if got != ref:
