@@ -25,27 +25,8 @@ ENV = dict(os.environ,
            OMPI_MCA_btl_vader_single_copy_mechanism="none")
 
 
-def wait_session_gone(sid, timeout=30.0):
-    """Waits until no process of session `sid` (a killed job: mpiexec and its ranks) is
-    left. A killed rank holds the checkpoint directory's lock until it has fully exited,
-    as on a cluster, where the next allocation starts after the old one is gone."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                left = True
-                break
-        if not left:
-            return
-        time.sleep(0.01)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpijob import wait_session_gone  # noqa: E402
 
 
 def heat_cmd(args, np_, ckdir):

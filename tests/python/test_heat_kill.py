@@ -23,27 +23,8 @@ pytestmark = pytest.mark.skipif("OMPI_COMM_WORLD_SIZE" in os.environ,
                                 reason="starts mpiexec itself; run it without mpiexec")
 
 
-def wait_session_gone(sid, timeout=30.0):
-    """Waits until no process of session `sid` (a killed job: mpiexec and its ranks) is
-    left. A killed rank holds the checkpoint directory's lock until it has fully exited,
-    as on a cluster, where the next allocation starts after the old one is gone."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                left = True
-                break
-        if not left:
-            return
-        time.sleep(0.01)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
+from mpijob import wait_session_gone  # noqa: E402
 
 
 def clean_env():
