@@ -26,7 +26,7 @@ ENV = dict(os.environ,
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpijob import wait_session_gone  # noqa: E402
+from mpijob import kill_job  # noqa: E402
 
 
 def heat_cmd(args, np_, ckdir):
@@ -43,9 +43,8 @@ def run(args, np_, ckdir, kill_after=None):
     try:
         out, _ = p.communicate(timeout=kill_after)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        kill_job(p)
         out, _ = p.communicate()
-        wait_session_gone(p.pid)
         return None, time.monotonic() - t0, out
     secs = time.monotonic() - t0
     if p.returncode != 0:

@@ -28,7 +28,7 @@ env = dict(os.environ, CKPT_MODE="async", CKPT_KEEP="3")
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
-from mpijob import wait_session_gone  # noqa: E402
+from mpijob import kill_job  # noqa: E402
 
 
 def cmd(np_, d):
@@ -92,9 +92,7 @@ try:
                 break  # a fast machine: the solver finished between kills
             continue
         writing = bool(temp_files(d))
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-        wait_session_gone(p.pid)
+        kill_job(p)
         made += 1
         verify(d)
         print(f"  kill {made} {'during a write' if writing else ''}: committed {committed(d)[-3:]}", flush=True)

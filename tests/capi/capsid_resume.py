@@ -191,9 +191,11 @@ def scenario_reshard(scratch, rng):
 
 
 def scenario_signal(scratch, rng):
-    ref, dt = reference(scratch, ARGS.np[-1], ARGS.n, ARGS.steps, ARGS.every)
+    # Ten times the steps: on a fast machine the default run ends before the signal lands.
+    steps = ARGS.steps * 10
+    ref, dt = reference(scratch, ARGS.np[-1], ARGS.n, steps, ARGS.every)
     ckdir = os.path.join(scratch, "signal")
-    cmd = command(ARGS.np[0], ckdir, ARGS.n, ARGS.steps, ARGS.every)
+    cmd = command(ARGS.np[0], ckdir, ARGS.n, steps, ARGS.every)
     p = start(cmd)
     # wait for the first checkpoint, then ask the job to stop
     deadline = time.time() + 60
@@ -207,8 +209,8 @@ def scenario_signal(scratch, rng):
     assert p.returncode == 75, f"stopped job exited {p.returncode}, expected 75:\n{out}"
     m = re.search(r"stopped at step (\d+)", out)
     assert m, f"no stop message:\n{out}"
-    assert int(m.group(1)) < ARGS.steps
-    out, _ = run(command(ARGS.np[-1], ckdir, ARGS.n, ARGS.steps, ARGS.every))
+    assert int(m.group(1)) < steps
+    out, _ = run(command(ARGS.np[-1], ckdir, ARGS.n, steps, ARGS.every))
     assert f"resumed at step {m.group(1)}" in out, out
     got = parse(out)[0]
     print(f"resumed on np={ARGS.np[-1]} at step {m.group(1)}: result {got}")

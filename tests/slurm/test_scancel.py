@@ -51,9 +51,11 @@ def app_setup(args, work):
     # heat-py: apps/heat.py with the built ckpt package
     n = 256
     py = "/usr/bin/python3"
-    steps = max(int(wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "300",
-                               "--every", "0", "--dir", os.path.join(work, "rate-ckpt")], 300,
-                              {"PYTHONPATH": args.pythonpath}) * 20), 300)
+    # 2000 calibration steps (start-up must not dominate the rate) and ~40 s of work, so
+    # that the job is still running when scancel arrives on a fast machine too.
+    steps = max(int(wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "2000",
+                               "--every", "0", "--dir", os.path.join(work, "rate-ckpt")], 2000,
+                              {"PYTHONPATH": args.pythonpath}) * 40), 300)
     env = {"PYTHON": py, "CKPT_PYTHONPATH": args.pythonpath, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
            "HEAT_EVERY": "0"}
     ref = [py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", str(steps), "--every", "0",

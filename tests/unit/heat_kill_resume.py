@@ -25,7 +25,7 @@ work = tempfile.mkdtemp(prefix="ckpt-heat-kill-")
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
-from mpijob import wait_session_gone  # noqa: E402
+from mpijob import kill_job  # noqa: E402
 
 
 def cmd(np_, d):
@@ -75,11 +75,9 @@ def kill_campaign(d, kills, nps):
         writing = bool(temp_files(d))
         if p.poll() is not None:
             continue  # finished or failed before the kill: not a kill
-        os.killpg(p.pid, signal.SIGKILL)
+        kill_job(p)
         during_write += writing
         made += 1
-        p.wait()
-        wait_session_gone(p.pid)
         print(f"  kill {made:2d} on {np_} ranks{' during a write' if writing else ''}: "
               f"committed steps {committed(d)[-3:]}", flush=True)
     if committed(d) and committed(d)[-1] >= STEPS:
