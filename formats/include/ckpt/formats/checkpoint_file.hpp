@@ -44,10 +44,6 @@ struct Header {
   std::map<std::string, std::string> metadata;
 };
 
-/// Writes a complete checkpoint file at `path` (created or truncated). Collective over
-/// comm; every rank passes the same header and field list (except the data parts).
-void write_file(MPI_Comm comm, const std::string &path, const Header &header,
-                const std::vector<FieldWrite> &fields);
 
 /// Checksum over the header attributes and all block tables, stored in the file so that
 /// damage to metadata (not only to data) is detected.

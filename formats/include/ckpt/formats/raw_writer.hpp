@@ -7,7 +7,7 @@
 // aligned runs with O_DIRECT from page-aligned staging memory, and fsyncs. The block
 // checksums are computed while the bytes are staged, and rank 0 writes them into the file
 // at the end (finish_file). No MPI and no HDF5 call happens in the data path, so it may run
-// on a background thread. The file is a normal HDF5 file, the same as write_file() makes.
+// on a background thread. The file is a normal HDF5 file (format v1, docs/format.md).
 
 #include <ckpt/formats/checkpoint_file.hpp>
 
