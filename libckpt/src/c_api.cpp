@@ -9,7 +9,7 @@
 #include <ckpt/options.hpp>
 #include <ckpt/types.hpp>
 
-#include "signals.hpp"
+#include <ckpt/signals.hpp>
 
 #include <cstdint>
 #include <exception>
@@ -328,7 +328,7 @@ ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop) {
         h->cp.save(step, time);
       if (stop_reason(h->cp) != ckpt::StopReason::none) {
         // acted on, as the C++ loop helper does: a later checkpointer starts clean
-        ckpt::detail::clear_stop_flag();
+        ckpt::clear_stop_request();
         h->stopped = true;
         if (stop) *stop = 1;
       }
