@@ -193,6 +193,15 @@ struct Checkpointer::Impl {
     if (rank() == 0 && !opts.quiet)
       std::fprintf(stderr, "ckpt: %s\n", msg.c_str());
   }
+  // CKPT_PROGRESS: one line per event, for monitors and tests that act on progress.
+  void progress(const char *event, std::optional<std::int64_t> step) const {
+    if (rank() == 0 && opts.progress) {
+      if (step)
+        std::fprintf(stderr, "ckpt: progress %s %lld\n", event, static_cast<long long>(*step));
+      else
+        std::fprintf(stderr, "ckpt: progress %s none\n", event);
+    }
+  }
   void warn(const std::string &msg) const {
     if (rank() == 0)
       std::fprintf(stderr, "ckpt: warning: %s\n", msg.c_str());
@@ -859,6 +868,7 @@ void Checkpointer::Impl::commit(Pending &p) {
   max_blocked = std::max(max_blocked, blocked);
   if (p.mode == Mode::sync)
     last_ckpt_clock = mono();
+  progress("saved", step);
   if (rank() == 0) {
     const double dur = p.mode == Mode::sync ? secs : durable;
     const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
@@ -892,6 +902,7 @@ std::int64_t Checkpointer::restore_from(const std::string &file) {
   std::int64_t step = m.restore_file(file);
   m.restore_done = true;
   m.restored = step;
+  m.progress("restored", step);
   return step;
 }
 
@@ -902,6 +913,7 @@ std::optional<std::int64_t> Checkpointer::restore() {
   auto r = m.restore();
   m.restore_done = true;
   m.restored = r;
+  m.progress("restored", r);
   return r;
 }
 
@@ -1115,6 +1127,7 @@ std::optional<std::int64_t> Checkpointer::Impl::restore() {
 
 bool Checkpointer::should_checkpoint(std::int64_t step) {
   auto &m = *impl_;
+  m.progress("step", step);
   const double t = mono();
   ++m.boundaries;
   if (m.last_boundary >= 0) {

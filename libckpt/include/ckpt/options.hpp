@@ -34,6 +34,7 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_MARGIN       | margin_seconds  | 120                 |
 /// | CKPT_MAX_RESTARTS | max_restarts    | 50 (0: no cap)      |
 /// | CKPT_MTBF         | mtbf_seconds    | 86400 (for every=auto) |
+/// | CKPT_PROGRESS     | progress        | 1                   |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -60,6 +61,11 @@ struct Options {
   int max_restarts = 0;
   /// Mean time between failures used by `every_auto`.
   double mtbf_seconds = 24 * 3600.0;
+  /// Rank 0 prints one line per event to stderr, for monitors and tests that act on the
+  /// run's progress: `ckpt: progress step N` at every step boundary, `ckpt: progress saved
+  /// N` once checkpoint N is committed and durable, `ckpt: progress restored N` (or
+  /// `restored none`) after a restore.
+  bool progress = false;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();
