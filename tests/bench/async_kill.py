@@ -9,11 +9,9 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
@@ -28,7 +26,7 @@ env = dict(os.environ, CKPT_MODE="async", CKPT_KEEP="3")
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
-from mpijob import kill_job  # noqa: E402
+from mpijob import Job  # noqa: E402
 
 
 def cmd(np_, d):
@@ -73,31 +71,33 @@ try:
     if committed(d):
         sys.exit(f"a checkpoint was committed although a rank died before its data was durable: {committed(d)}")
     print("  killed after the data, before the commit: nothing committed")
-    # 2. Random kills while async writes are in flight.
-    made = i = 0
-    while made < args.kills:
-        i += 1
-        if i > 4 * args.kills:
-            sys.exit("the solver finished before enough kills landed")
-        p = subprocess.Popen(cmd(2 if i % 2 else 4, d), env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        # Run for a random time, then kill as soon as a background write is in flight.
-        start = time.monotonic()
-        at = start + rng.uniform(0.4, 1.0)
-        while p.poll() is None and (time.monotonic() < at or
-                                    (not temp_files(d) and time.monotonic() < at + 1.0)):
-            time.sleep(0.002)
-        if p.poll() is not None:
-            if STEPS in committed(d):
-                break  # a fast machine: the solver finished between kills
-            continue
+    # 2. Kills while async writes are in flight, at points chosen from the run's progress:
+    # after a checkpoint this attempt committed, at the next checkpoint step (its write
+    # starts in the background), as soon as the write's temporary file appears.
+    assert STEPS > (2 * args.kills + 1) * EVERY
+    during = 0
+    for i in range(1, args.kills + 1):
+        before = committed(d)
+        job = Job(cmd(2 if i % 2 else 4, d), env=env)
+        first = job.wait_saved_after(-1)
+        if first is None:
+            sys.exit(f"attempt {i} committed no checkpoint:\n{job.stderr()}")
+        target = first + EVERY
+        job.wait_step(target + rng.randint(0, EVERY // 10))
+        job.wait_for(lambda j: temp_files(d) or any(s >= target for s in j.saved), poll=0.0005)
         writing = bool(temp_files(d))
-        kill_job(p)
-        made += 1
+        if not job.kill():
+            sys.exit(f"attempt {i} ended before its kill (rc {job.p.returncode})")
+        if before and job.restored != before[-1]:
+            sys.exit(f"attempt {i} restored {job.restored}, the newest checkpoint was {before[-1]}")
+        during += writing
         verify(d)
-        print(f"  kill {made} {'during a write' if writing else ''}: committed {committed(d)[-3:]}", flush=True)
-    if made < 2:
-        sys.exit(f"only {made} kills landed before the solver finished; raise STEPS")
+        print(f"  kill {i} at step {job.killed_at}{' during a write' if writing else ''}: "
+              f"committed {committed(d)[-3:]}", flush=True)
+    made = args.kills
+    print(f"kills mid-run {made} of {made}, {during} while a background write was in flight")
+    if during < 1:
+        sys.exit("no kill landed while a background write was in flight")
     got, _ = finish(4, d)
     print(f"after {made} kills: {got}")
     if got != ref:

@@ -4,13 +4,14 @@
 Each scenario runs build/bin/capsid under mpiexec in its own scratch directory and compares
 the `result:` digest of the final positions with an uninterrupted run:
 
-  kill     SIGKILL every process of the job at random moments, resume until it finishes
+  kill     SIGKILL every process of the job at random steps after a checkpoint, resume
   reshard  kill on one rank count, resume on others
   signal   SIGUSR1: the job checkpoints and exits 75, then resumes on another rank count
   magic    N = 72 / 122 end with 12 five-fold points (and N = 72 at the known minimum)
   mismatch resuming with another N fails cleanly, naming the field
 
-The random kill times come from --seed (printed), so a failure can be replayed.
+Kills and signals land at steps chosen from the run's progress (CKPT_PROGRESS lines), drawn
+from --seed (printed), so a failure can be replayed; no delay is guessed.
 """
 import argparse
 import os
@@ -22,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
+from mpijob import Job, kill_in_next_interval  # noqa: E402
 
 ARGS = None
 
@@ -41,43 +45,6 @@ def env():
 def command(np, ckdir, n, steps, every, seed=1):
     return [ARGS.mpiexec, "-n", str(np), ARGS.capsid, "-n", str(n), "-s", str(steps),
             "-e", str(every), "-r", str(seed), "-d", ckdir]
-
-
-def session_pids(sid):
-    """Processes of session `sid` (the job we started: mpiexec and its ranks)."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(d))
-        except (OSError, IndexError, ValueError):
-            pass
-    return pids
-
-
-def kill_job(p):
-    """SIGKILL every process of the job started as p (its own session and process group)."""
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        left = session_pids(p.pid)
-        if not left:
-            return
-        for pid in left:  # a rank that left the process group is still in the session
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"processes of job {p.pid} survived SIGKILL: {session_pids(p.pid)}")
 
 
 def start(cmd):
@@ -111,46 +78,43 @@ def newest_step(ckdir):
     return max(steps) if steps else None
 
 
-def interrupted(ckdir, nps, n, steps, every, rng, duration, max_kills, after_checkpoint=False):
-    """Runs to completion, killing the job with SIGKILL at random moments; the rank count of
-    each attempt cycles through nps. With after_checkpoint, each kill comes at a random moment
-    after the attempt committed a new checkpoint, so every next attempt resumes from one.
+def interrupted(ckdir, nps, n, steps, every, rng, max_kills):
+    """Runs to completion, SIGKILLing the job max_kills times at points chosen from its
+    progress: each attempt first commits a new checkpoint, then is killed at a random step of
+    the following checkpoint interval (sometimes during that checkpoint's write). The rank
+    count of each attempt cycles through nps. Asserts that every kill landed mid-run and that
+    every next attempt resumed from the newest committed checkpoint.
     Returns (output of the final run, kills, resumed attempts, resumed on another rank count)."""
+    # Each kill costs at most two checkpoint intervals of progress: the run must outlast them.
+    assert steps > (max_kills * 2 + 1) * every, "too few steps for the kills asked"
     kills = resumes = resharded = 0
     attempt = 0
     writer = None  # rank count of the attempt that wrote the newest checkpoint
     while True:
         np = nps[attempt % len(nps)]
         attempt += 1
-        cmd = command(np, ckdir, n, steps, every)
         s0 = newest_step(ckdir)
         if s0 is not None:
             resumes += 1
             resharded += writer != np
         note = f" (resuming step {s0} written on np={writer})" if s0 is not None else ""
+        job = Job(command(np, ckdir, n, steps, every), env=env())
         if kills < max_kills:
-            p = start(cmd)
-            t0 = time.time()
-            if after_checkpoint:
-                while p.poll() is None and newest_step(ckdir) == s0 and time.time() - t0 < 60:
-                    time.sleep(0.01)
-                delay = rng.uniform(0.0, 0.4) * duration
-            else:
-                delay = rng.uniform(0.15, 0.9) * duration
-            try:
-                out, _ = p.communicate(timeout=delay)
-            except subprocess.TimeoutExpired:
-                kill_job(p)
-                kills += 1
-                if newest_step(ckdir) != s0:
-                    writer = np
-                print(f"  np={np}: SIGKILL after {time.time() - t0:.2f}s{note}, newest "
-                      f"checkpoint now {newest_step(ckdir)}")
-                continue
-            if p.returncode != 0:
-                raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{out}")
-        else:
-            out, _ = run(cmd)
+            at = kill_in_next_interval(job, every, rng)
+            assert at is not None, (f"np={np}: the run ended before the kill{note}:\n"
+                                    f"{job.stdout()}\n{job.stderr()}")
+            kills += 1
+            if newest_step(ckdir) != s0:
+                writer = np
+            print(f"  np={np}: SIGKILL at step {at}{note}, newest checkpoint now "
+                  f"{newest_step(ckdir)}")
+            if s0 is not None:
+                assert job.restored == s0, f"restored {job.restored}, newest was {s0}"
+            continue
+        rc = job.wait(120)
+        out = job.stdout()
+        if rc != 0:
+            raise AssertionError(f"{' '.join(job.argv)} exited {rc}:\n{out}\n{job.stderr()}")
         if s0 is not None:
             assert f"resumed at step {s0}" in out, f"did not resume at step {s0}:\n{out}"
         print(f"  np={np}: finished{note}")
@@ -170,11 +134,12 @@ def scenario_kill(scratch, rng):
     for trial in range(ARGS.trials):
         ckdir = os.path.join(scratch, f"kill-{trial}")
         out, kills, resumes, _ = interrupted(ckdir, [np], ARGS.n, ARGS.steps, ARGS.every, rng,
-                                             dt, ARGS.kills)
+                                             ARGS.kills)
         got = parse(out)[0]
-        print(f"trial {trial}: {kills} kills, {resumes} resumed attempts, result {got}")
+        print(f"trial {trial}: {kills} kills mid-run, {resumes} resumed attempts, result {got}")
+        assert kills == ARGS.kills, f"{kills} of {ARGS.kills} kills landed mid-run"
+        assert resumes == kills, f"{resumes} of {kills} attempts after a kill resumed"
         assert got == ref, f"interrupted run gave {got}, uninterrupted {ref}"
-        assert resumes > 0 or kills == 0, "no run resumed from a checkpoint"
     return ref
 
 
@@ -182,38 +147,40 @@ def scenario_reshard(scratch, rng):
     ref, dt = reference(scratch, 1, ARGS.n, ARGS.steps, ARGS.every)
     ckdir = os.path.join(scratch, "reshard")
     out, kills, resumes, resharded = interrupted(ckdir, ARGS.np, ARGS.n, ARGS.steps, ARGS.every,
-                                                 rng, dt, ARGS.kills, after_checkpoint=True)
+                                                 rng, ARGS.kills)
     got = parse(out)[0]
     print(f"{kills} kills across np {ARGS.np}, {resumes} resumed attempts, {resharded} of them "
           f"on another rank count than the checkpoint's, result {got}")
+    assert kills == ARGS.kills and resumes == kills, (kills, resumes)
     assert resharded >= min(kills, len(ARGS.np) - 1), "too few resumes on another rank count"
     assert got == ref, f"resharded run gave {got}, uninterrupted np=1 {ref}"
 
 
 def scenario_signal(scratch, rng):
-    # Ten times the steps: on a fast machine the default run ends before the signal lands.
-    steps = ARGS.steps * 10
+    steps = ARGS.steps
     ref, dt = reference(scratch, ARGS.np[-1], ARGS.n, steps, ARGS.every)
     ckdir = os.path.join(scratch, "signal")
-    cmd = command(ARGS.np[0], ckdir, ARGS.n, steps, ARGS.every)
-    p = start(cmd)
-    # wait for the first checkpoint, then ask the job to stop
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(f.startswith("ckpt-") for f in
-                                              (os.listdir(ckdir) if os.path.isdir(ckdir) else [])):
-        time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 0.3) * dt)
-    os.killpg(p.pid, signal.SIGUSR1)
-    out, _ = p.communicate(timeout=120)
-    print(f"np={ARGS.np[0]}: SIGUSR1 -> exit {p.returncode}")
-    assert p.returncode == 75, f"stopped job exited {p.returncode}, expected 75:\n{out}"
+    job = Job(command(ARGS.np[0], ckdir, ARGS.n, steps, ARGS.every), env=env())
+    # After the first checkpoint, at a random step before the run's middle: SIGUSR1.
+    first = job.wait_saved_after(-1)
+    assert first is not None, f"no checkpoint committed:\n{job.stderr()}"
+    target = rng.randint(first + 1, max(first + 1, steps // 2))
+    assert job.wait_step(target), f"run ended before step {target}:\n{job.stdout()}"
+    sent_at = job.step
+    job.signal(signal.SIGUSR1)
+    rc = job.wait(120)
+    out = job.stdout()
+    print(f"np={ARGS.np[0]}: SIGUSR1 at step {sent_at} -> exit {rc}")
+    assert rc == 75, f"stopped job exited {rc}, expected 75:\n{out}\n{job.stderr()}"
     m = re.search(r"stopped at step (\d+)", out)
     assert m, f"no stop message:\n{out}"
-    assert int(m.group(1)) < steps
+    stop = int(m.group(1))
+    assert sent_at <= stop < steps, (sent_at, stop)
+    assert newest_step(ckdir) == stop, f"newest checkpoint {newest_step(ckdir)}, stop at {stop}"
     out, _ = run(command(ARGS.np[-1], ckdir, ARGS.n, steps, ARGS.every))
-    assert f"resumed at step {m.group(1)}" in out, out
+    assert f"resumed at step {stop}" in out, out
     got = parse(out)[0]
-    print(f"resumed on np={ARGS.np[-1]} at step {m.group(1)}: result {got}")
+    print(f"resumed on np={ARGS.np[-1]} at step {stop}: result {got}")
     assert got == ref, f"signal-stopped run gave {got}, uninterrupted {ref}"
 
 

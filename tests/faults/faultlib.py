@@ -8,8 +8,11 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
+import mpijob  # noqa: E402
 
 MPIEXEC = shutil.which("mpiexec") or "mpiexec"
 CKPT_RE = re.compile(r"^ckpt-(\d{12})\.h5$")
@@ -51,26 +54,27 @@ def ckpt_name(step):
     return "ckpt-%012d.h5" % step
 
 
-class Job:
-    """An mpiexec job in its own session; stdout lines arrive in a queue."""
+class Job(mpijob.Job):
+    """An mpiexec job in its own session (mpijob.Job: progress lines parsed, whole-job
+    SIGKILL); stdout lines also arrive in a queue for wait_line(), and stderr is appended
+    to stderr_path when the job ends."""
 
     def __init__(self, argv, np=2, env=None, stderr_path=None):
-        self.argv = [MPIEXEC, "-n", str(np)] + list(argv)
-        self.err = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL
-        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.err, env=env,
-                                  start_new_session=True)
         self.lines = queue.Queue()
-        self.all = []
-        self.t = threading.Thread(target=self._pump, daemon=True)
-        self.t.start()
         self.pids = []
+        self.stderr_path = stderr_path
+        super().__init__([MPIEXEC, "-n", str(np)] + list(argv), env=env)
 
-    def _pump(self):
-        for raw in self.p.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.all.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
+    @property
+    def all(self):
+        return self.out
+
+    def on_line(self, line, is_stdout):
+        if not is_stdout:
+            return
+        if line is not None and line.startswith("pids:"):
+            self.pids = [int(x) for x in line.split()[1:]]
+        self.lines.put(line)
 
     def wait_line(self, prefix, timeout):
         """The first stdout line starting with prefix, or None (exit or timeout)."""
@@ -86,8 +90,6 @@ class Job:
             if line is None:
                 self.lines.put(None)
                 return None
-            if line.startswith("pids:"):
-                self.pids = [int(x) for x in line.split()[1:]]
             if line.startswith(prefix):
                 return line
 
@@ -99,43 +101,23 @@ class Job:
             return False
 
     def kill_all(self):
-        """SIGKILL the whole job at once: mpiexec's process group and every rank."""
-        alive = self.p.poll() is None
-        try:
-            os.killpg(self.p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for pid in self.pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return alive
+        """SIGKILL the whole job at once; True if it was still running."""
+        return self.kill()
 
     def wait(self, timeout):
         """Exit code, or None after killing a job that did not end in time (a hang)."""
         try:
             rc = self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.kill_all()
-            self.p.wait()
+            self.kill()
             rc = None
-        self.t.join(timeout=10)
+        for t in self._pumps:
+            t.join(timeout=10)
         # No rank may outlive its job.
-        for pid in self.pids:
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self.err is not subprocess.DEVNULL:
-            self.err.close()
+        mpijob.kill_job(self.p)
+        if self.stderr_path:
+            with open(self.stderr_path, "a") as f:
+                f.write("".join(l + "\n" for l in self.err))
         return rc
 
 

@@ -6,7 +6,8 @@ verifies, and that the final result equals an uninterrupted run.
 
 Kills at exact points use the library's hook (CKPT_TEST_FAULT=<point>@<rank>:kill: before
 the data write, after it, at the rename, at the LATEST update, at pruning); the others land
-at a random instant after the job started its loop. Some chains run the heat solver
+at a random step soon after the restored one, chosen from the run's progress lines
+(CKPT_PROGRESS), never after a guessed delay. Some chains run the heat solver
 instead of fault_app (random kills; its final digest is compared).
 
   kill_campaign.py --app build/bin/fault_app --heat build/bin/heat --kills 200
@@ -124,14 +125,17 @@ class Campaign:
                 self.fail("run did not start its loop: rc=%s out=%s" % (rc, job.all[-5:]))
                 return kills
             if mode in ("rank", "job"):
-                time.sleep(self.rnd.uniform(0, a.window))
+                # A random step of the next few (each step saves), from the run's progress.
+                start = 0 if expected is None else expected
+                target = start + self.rnd.randint(1, a.window)
                 if mode == "rank":
                     victim = self.rnd.randrange(np_)
+                    job.wait_step(target, 120)
                     killed = job.p.poll() is None and job.kill_rank(victim)
-                    kind_base = "random SIGKILL of rank %d" % victim
+                    kind_base = "SIGKILL of rank %d at a random step" % victim
                 else:
-                    killed = job.kill_all()
-                    kind_base = "random SIGKILL of the whole job"
+                    killed = job.kill_at_step(target, 120)
+                    kind_base = "SIGKILL of the whole job at a random step"
             rc = job.wait(90)
             if rc is None:
                 self.fail("job hung after a kill (%s) in %s" % (kind or mode, d))
@@ -162,7 +166,7 @@ class Campaign:
             # A random kill that hit nothing (job already gone): run on.
 
     def heat_chain(self, budget):
-        """The C++ heat solver killed at random instants; its final digest must match."""
+        """The C++ heat solver killed at random steps after a checkpoint; its final digest must match."""
         a = self.a
         np_ = 2
         self.chains += 1
@@ -180,14 +184,14 @@ class Campaign:
                 os.remove(errp)
             job = fl.Job(argv(d), np=np_, env=env, stderr_path=errp)
             if kills < budget:
-                time.sleep(self.rnd.uniform(0.3, 2.0 + a.window))
+                # After a checkpoint this run committed, at a random step of the next interval.
+                first = job.wait_saved_after(-1, 120)
+                target = (first if first is not None else 0) + self.rnd.randint(1, 20)
                 whole = self.rnd.random() < 0.5
                 if whole:
-                    # heat does not print its pids: find its ranks first, else they would
-                    # outlive mpiexec (Open MPI puts them in their own process groups).
-                    job.pids = self._heat_ranks(job)
-                    killed = job.kill_all()
+                    killed = job.kill_at_step(target, 120)
                 else:
+                    job.wait_step(target, 120)
                     killed = job.p.poll() is None and self._kill_heat_rank(job)
             else:
                 killed = False
@@ -289,7 +293,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--n", type=int, default=512, help="rows of the 256-column fields")
-    p.add_argument("--window", type=float, default=1.5, help="random kill delay, seconds")
+    p.add_argument("--window", type=int, default=3,
+                   help="random kills land within this many steps after the restored one")
     p.add_argument("--heat-share", type=float, default=0.15)
     p.add_argument("--async-share", type=float, default=0.33)
     p.add_argument("--work")

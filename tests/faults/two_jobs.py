@@ -73,9 +73,11 @@ def main():
     d2 = os.path.join(work, "killed")
     j = fl.Job(argv(d2, 200), np=2, env=env)
     j.wait_line("restored:", 120)
-    time.sleep(1.0)
-    j.kill_all()
+    first_ckpt = j.wait_saved_after(-1, 120)
+    landed = j.kill_at_step((first_ckpt or 0) + 3, 120)
     j.wait(60)
+    check(first_ckpt is not None and landed,
+          "the job was SIGKILLed mid-run, after its checkpoint of step %s" % first_ckpt)
     newest = (fl.committed(d2) or [None])[0]
     check(os.path.exists(os.path.join(d2, ".lock")), "the killed job's lock file is still there")
     j2 = fl.Job(argv(d2, 60 if newest is None or newest < 60 else newest + 2), np=2, env=env)

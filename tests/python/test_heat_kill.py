@@ -1,4 +1,4 @@
-"""apps/heat.py killed at random moments (SIGKILL to the whole mpiexec process group) and
+"""apps/heat.py killed at random steps after a checkpoint (SIGKILL to the whole job) and
 resumed, on changing rank counts, ends with the same digest as an uninterrupted run and
 as the C++ solver. Runs serially (it starts mpiexec itself)."""
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif("OMPI_COMM_WORLD_SIZE" in os.environ,
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
-from mpijob import kill_job  # noqa: E402
+from mpijob import Job, committed_steps, kill_in_next_interval  # noqa: E402
 
 
 def clean_env():
@@ -76,53 +76,56 @@ def test_python_digest_equals_cpp(reference, tmp_path):
     assert digest(run(heat_cmd(3, str(tmp_path / "py3")))) == reference
 
 
-def test_killed_at_random_moments_resumes_to_same_digest(reference, tmp_path):
+def newest(d):
+    steps = committed_steps(d)
+    return steps[-1] if steps else None
+
+
+def test_killed_at_random_steps_resumes_to_same_digest(reference, tmp_path):
+    """5 SIGKILLs, each at a random step of the interval after a checkpoint the attempt
+    committed (chosen from the run's progress lines), on rank counts 1-3."""
     seed = int(os.environ.get("CKPT_KILL_SEED", time.time_ns() % 100000))
     print(f"CKPT_KILL_SEED={seed}", file=sys.stderr)
     rnd = random.Random(seed)
     d = str(tmp_path / "ckpt")
-    kills, runs, out = 0, 0, None
-    while out is None:
-        runs += 1
-        assert runs < 40, "heat.py never finished"
-        np_ = rnd.choice([1, 2, 3])
-        p = subprocess.Popen(heat_cmd(np_, d), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True, env=clean_env())
-        if kills < 5:
-            try:
-                o, e = p.communicate(timeout=rnd.uniform(0.5, 2.5))
-            except subprocess.TimeoutExpired:
-                kill_job(p)   # mpiexec and every rank, at once
-                p.communicate()
-                kills += 1
-                continue
-        else:
-            o, e = p.communicate(timeout=240)
-        assert p.returncode == 0, f"heat.py failed ({p.returncode}):\n{o}\n{e}"
-        out, err = o, e
-    assert kills >= 1, "never killed: make the run longer"
-    print(f"{kills} kills, {runs} runs", file=sys.stderr)
-    assert digest(out) == reference
-    m = re.search(r"ckpt: restored step (\d+)", err)
-    assert m and int(m.group(1)) > 0, err
+    kills, resumes = 0, 0
+    for attempt in range(5):
+        before = newest(d)
+        job = Job(heat_cmd(rnd.choice([1, 2, 3]), d), env=clean_env())
+        at = kill_in_next_interval(job, EVERY, rnd)
+        assert at is not None, f"heat.py ended before its kill:\n{job.stdout()}\n{job.stderr()}"
+        kills += 1
+        if before is not None:
+            assert job.restored == before, (job.restored, before)
+            resumes += 1
+    last = newest(d)
+    job = Job(heat_cmd(rnd.choice([1, 2, 3]), d), env=clean_env())
+    assert job.wait(240) == 0, f"heat.py failed:\n{job.stdout()}\n{job.stderr()}"
+    assert job.restored == last and f"ckpt: restored step {last}" in job.stderr(), job.stderr()
+    resumes += 1
+    print(f"kills mid-run {kills} of 5, resumed from a checkpoint {resumes} of 5",
+          file=sys.stderr)
+    assert kills == 5 and resumes == 5
+    assert digest(job.stdout()) == reference
 
 
 def test_sigusr1_checkpoints_and_exits_75(reference, tmp_path):
     d = str(tmp_path / "ckpt")
-    p = subprocess.Popen(heat_cmd(2, d), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True, env=clean_env())
+    job = Job(heat_cmd(2, d), env=clean_env())
     # The first checkpoint shows that the ranks installed their signal handlers.
-    deadline = time.time() + 60
-    while not (os.path.isdir(d) and any(f.endswith(".h5") for f in os.listdir(d))):
-        assert time.time() < deadline and p.poll() is None, "heat.py never checkpointed"
-        time.sleep(0.05)
-    os.kill(p.pid, signal.SIGUSR1)   # mpiexec forwards SIGUSR1 to the ranks
-    o, e = p.communicate(timeout=120)
-    if p.returncode == 0:
-        pytest.skip("finished before the signal arrived")
-    assert p.returncode == 75, f"{p.returncode}\n{o}\n{e}"
-    assert "result:" not in o
-    assert digest(run(heat_cmd(2, d))) == reference
+    first = job.wait_saved_after(-1)
+    assert first is not None, f"heat.py never checkpointed:\n{job.stderr()}"
+    assert job.wait_step(first + 1)
+    job.signal(signal.SIGUSR1)
+    rc = job.wait(120)
+    assert rc == 75, f"{rc}\n{job.stdout()}\n{job.stderr()}"
+    assert "result:" not in job.stdout()
+    stop = newest(d)
+    assert first < stop < STEPS, (first, stop)
+    job = Job(heat_cmd(2, d), env=clean_env())
+    assert job.wait(240) == 0, job.stderr()
+    assert job.restored == stop
+    assert digest(job.stdout()) == reference
 
 
 def plain_source():

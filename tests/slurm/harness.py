@@ -306,3 +306,19 @@ def require_root_and_slurm():
 def restored(text):
     """Steps restored by the ckpt core ("ckpt: restored step N from FILE ...")."""
     return [int(x) for x in re.findall(r"^ckpt: restored step (\d+) from", text, re.M)]
+
+
+# With CKPT_PROGRESS=1 in the job's environment, rank 0 prints progress lines into the job's
+# log; tests act on them (a step reached, a checkpoint committed), never on a guessed delay.
+PROGRESS_RE = re.compile(r"^ckpt: progress (step|saved) (\d+)$", re.M)
+
+
+def progress(text):
+    """(last step reported, committed checkpoint steps) from a job log; step -1 if none."""
+    step, saved = -1, []
+    for kind, n in PROGRESS_RE.findall(text):
+        if kind == "step":
+            step = int(n)
+        else:
+            saved.append(int(n))
+    return step, saved

@@ -28,14 +28,18 @@ def main():
     with h.Cluster("nodefail") as c:
         ckdir = os.path.join(c.work, "ckpt")
         env = {"CKPT_HOME": h.ROOT, "HEAT": args.heat, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
-               "HEAT_EVERY": str(every), "CKPT_DIR": ckdir, "CKPT_KEEP": "0", "CKPT_SIGNALS": "USR1"}
+               "HEAT_EVERY": str(every), "CKPT_DIR": ckdir, "CKPT_KEEP": "0", "CKPT_SIGNALS": "USR1",
+               "CKPT_PROGRESS": "1"}
         job = c.sbatch(h.HEAT_SBATCH, "--time=10", "--ntasks=2", "--output=" + os.path.join(c.work, "job.out"),
                        env=env)
         ref = h.Reference(args.heat, n, steps, 2, c.work)
         try:
             c.wait_state(job, {"RUNNING"}, 60)
             c.wait_for("two periodic checkpoints", lambda: len(committed_steps(ckdir)) >= 2, 120)
-            time.sleep(every / rate / 2)  # between two checkpoints
+            # Half-way to the next checkpoint, from the job's progress lines.
+            target = committed_steps(ckdir)[-1] + every // 2
+            c.wait_for("step %d" % target, lambda: h.progress(c.read("job.out"))[0] >= target,
+                       120, poll=0.02)
             before = committed_steps(ckdir)
             c.scontrol("update", "nodename=" + c.node, "state=down", "reason=ckpt-node-failure-test")
             after = committed_steps(ckdir)

@@ -42,20 +42,20 @@ def app_setup(args, work):
     if args.app == "capsid":
         n = 400
         # 100 calibration steps, so that process start-up does not dominate the rate, and
-        # about 40 s of work: the job must still be running when scancel arrives.
+        # about 15 s of work: scancel comes at a tenth of the steps, chosen from progress.
         steps = max(int(wall_rate([args.capsid, "-n", str(n), "-s", "100", "-e", "0", "-d",
-                                   os.path.join(work, "rate-ckpt")], 100) * 40), 200)
+                                   os.path.join(work, "rate-ckpt")], 100) * 15), 200)
         env = {"CAPSID": args.capsid, "CAPSID_N": str(n), "CAPSID_STEPS": str(steps), "CAPSID_EVERY": "0"}
         ref = [args.capsid, "-n", str(n), "-s", str(steps), "-e", "0", "-d", ref_dir]
         return "capsid.sbatch", env, ref, {}, steps
     # heat-py: apps/heat.py with the built ckpt package
     n = 256
     py = "/usr/bin/python3"
-    # 2000 calibration steps (start-up must not dominate the rate) and ~40 s of work, so
-    # that the job is still running when scancel arrives on a fast machine too.
+    # 2000 calibration steps (start-up must not dominate the rate) and ~15 s of work;
+    # scancel comes at a tenth of the steps, chosen from the job's progress.
     steps = max(int(wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "2000",
                                "--every", "0", "--dir", os.path.join(work, "rate-ckpt")], 2000,
-                              {"PYTHONPATH": args.pythonpath}) * 40), 300)
+                              {"PYTHONPATH": args.pythonpath}) * 15), 300)
     env = {"PYTHON": py, "CKPT_PYTHONPATH": args.pythonpath, "HEAT_N": str(n), "HEAT_STEPS": str(steps),
            "HEAT_EVERY": "0"}
     ref = [py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", str(steps), "--every", "0",
@@ -69,18 +69,22 @@ def main():
     with h.Cluster("scancel-%s-%s" % (args.app, args.launch)) as c:
         ckdir = os.path.join(c.work, "ckpt")
         template, env, ref_cmd, ref_env, steps = app_setup(args, c.work)
-        env.update({"CKPT_HOME": h.ROOT, "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch})
+        env.update({"CKPT_HOME": h.ROOT, "CKPT_DIR": ckdir, "CKPT_LAUNCH": args.launch,
+                    "CKPT_PROGRESS": "1"})
         job = c.sbatch(os.path.join(h.ROOT, "slurm", template), "--time=10", "--ntasks=2",
                        "--output=" + os.path.join(c.work, "job.out"), env=env)
         ref = h.Reference(None, 0, 0, 2, c.work, cmd=ref_cmd, env_extra=ref_env)
         try:
             c.wait_state(job, {"RUNNING"}, 60)
-            # The Checkpointer creates the directory; give the loop a moment to run.
-            c.wait_for("the app to start", lambda: os.path.isdir(ckdir), 60)
-            time.sleep(3)
+            # A tenth of the steps done (from the job's progress lines): the ranks caught
+            # the signals long ago, and most of the run is still ahead.
+            target = steps // 10
+            c.wait_for("step %d of %d" % (target, steps),
+                       lambda: h.progress(c.read("job.out"))[0] >= target, 300, poll=0.05)
+            seen = h.progress(c.read("job.out"))[0]
             h.check(c.job(job)["JobState"] == "RUNNING", "job no longer running before scancel")
             c.run("scancel", "--signal=USR1", "--full", str(job))
-            h.log("sent scancel --signal=USR1 --full", job)
+            h.log("sent scancel --signal=USR1 --full at step %d" % seen, job)
             info = c.wait_done(job, 300)
             expected = ref.result()
         finally:
@@ -99,7 +103,8 @@ def main():
             core_stops = h.CKPT_STOP_RE.findall(text)
             h.check([r for _, r in core_stops] == ["signal"], "ckpt stops: %s" % core_stops)
             stops = [int(x) for x, _ in core_stops]
-        h.check(0 < stops[0] < steps, "checkpoint on stop at step %d of %d" % (stops[0], steps))
+        h.check(seen <= stops[0] < steps, "checkpoint on stop at step %d of %d (scancel at step %d)"
+                % (stops[0], steps, seen))
         h.check(h.restored(text) == stops, "restored %s, stopped at %s" % (h.restored(text), stops))
         h.check([a[1] for a in h.allocations(text)] == ["unset", "1"],
                 "allocations in the log: %s" % h.allocations(text))

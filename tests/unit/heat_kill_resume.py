@@ -1,13 +1,12 @@
 #!/usr/bin/python3
-"""heat killed by SIGKILL at random moments (many of them while a checkpoint is being
-written), resumed each time, ends with the same `result:` as an uninterrupted run, on 4
-ranks and when resumed on 3. Exits non-zero on any difference."""
+"""heat killed by SIGKILL at random steps chosen from its progress (many of them while a
+checkpoint is being written), resumed each time, ends with the same `result:` as an
+uninterrupted run, on 4 ranks and when resumed on 3. Exits non-zero on any difference."""
 import argparse
 import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ work = tempfile.mkdtemp(prefix="ckpt-heat-kill-")
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
-from mpijob import kill_job  # noqa: E402
+from mpijob import Job  # noqa: E402
 
 
 def cmd(np_, d):
@@ -50,38 +49,40 @@ def committed(d):
 
 
 def kill_campaign(d, kills, nps):
-    """Kills the job `kills` times. Every other kill waits for a checkpoint write in
-    progress; the others come at a random moment, but at the latest once the run committed
-    one or two new checkpoints, so the solver never finishes during the campaign, however
-    fast this machine happens to be."""
-    during_write = made = i = 0
-    while made < kills:
-        i += 1
-        if i > 3 * kills:
-            sys.exit("too many runs ended before they could be killed")
+    """Kills the job `kills` times, each time at a point chosen from its progress: after the
+    attempt committed a new checkpoint, at a random step of the next checkpoint interval.
+    Every other kill aims at the next checkpoint's write: it waits for that step, then for
+    the write's temporary file, and kills then. Asserts that every kill landed mid-run and
+    that every attempt resumed from the newest committed checkpoint. Returns how many kills
+    left a checkpoint half-written (a temporary file on disk after the kill)."""
+    assert STEPS > (2 * kills + 1) * EVERY, "too few steps for the kills asked"
+    during_write = 0
+    for i in range(1, kills + 1):
         np_ = nps[i % len(nps)]
-        before = set(committed(d))
-        p = subprocess.Popen(cmd(np_, d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-        deadline = time.monotonic() + rng.uniform(0.8, 2.5)
-        progress_cap = rng.randint(1, 2)
-        wait_for_write = i % 2 == 1
-        while time.monotonic() < deadline and p.poll() is None:
-            if wait_for_write and temp_files(d):
-                break
-            if len(set(committed(d)) - before) >= progress_cap:
-                break
-            time.sleep(0.002)
+        before = committed(d)
+        job = Job(cmd(np_, d))
+        first = job.wait_saved_after(-1)
+        if first is None:
+            sys.exit(f"attempt {i} committed no checkpoint:\n{job.stderr()}")
+        if i % 2 == 1:
+            target = first + EVERY
+            job.wait_step(target)
+            job.wait_for(lambda j: temp_files(d) or any(s >= target for s in j.saved),
+                         poll=0.0005)
+        else:
+            job.wait_step(first + rng.randint(1, EVERY))
+        at = job.step
+        if not job.kill():
+            sys.exit(f"attempt {i} ended before its kill (rc {job.p.returncode})")
+        if before and job.restored != before[-1]:
+            sys.exit(f"attempt {i} restored {job.restored}, the newest checkpoint was "
+                     f"{before[-1]}")
         writing = bool(temp_files(d))
-        if p.poll() is not None:
-            continue  # finished or failed before the kill: not a kill
-        kill_job(p)
         during_write += writing
-        made += 1
-        print(f"  kill {made:2d} on {np_} ranks{' during a write' if writing else ''}: "
-              f"committed steps {committed(d)[-3:]}", flush=True)
-    if committed(d) and committed(d)[-1] >= STEPS:
-        sys.exit("the solver reached its last step during the campaign; raise STEPS")
+        print(f"  kill {i:2d} on {np_} ranks at step {at}"
+              f"{' during a write' if writing else ''}: resumed from "
+              f"{before[-1] if before else 'none'}, committed steps {committed(d)[-3:]}",
+              flush=True)
     return during_write
 
 
@@ -91,11 +92,12 @@ try:
     d = os.path.join(work, "a")
     w = kill_campaign(d, args.kills, [4, 4, 3])
     got, log = finish(4, d)
-    print(f"after {args.kills} kills ({w} during checkpoint writes), finished on 4 ranks: {got}")
+    print(f"kills mid-run {args.kills} of {args.kills} ({w} during checkpoint writes), "
+          f"resumed {args.kills} of {args.kills}; finished on 4 ranks: {got}")
     d2 = os.path.join(work, "b")
     w2 = kill_campaign(d2, 4, [4])
     got3, log3 = finish(3, d2)
-    print(f"after 4 kills on 4 ranks ({w2} during writes), finished on 3 ranks: {got3}")
+    print(f"kills mid-run 4 of 4 on 4 ranks ({w2} during writes), finished on 3 ranks: {got3}")
     ok = got == ref and got3 == ref and w >= 3
     if w < 3:
         print("too few kills landed during checkpoint writes")
