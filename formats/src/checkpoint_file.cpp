@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <cerrno>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace ckpt::formats {
 
@@ -572,6 +575,41 @@ void check_global_heaps(hid_t file, const std::string &path, std::uint64_t file_
   }
 }
 
+// MPI_File_open is collective, and a rank whose open fails leaves the others inside
+// HDF5's collective open. So every rank first opens the file and reads its first block
+// with POSIX calls, and all agree: when one rank cannot (EIO, EACCES, EMFILE, ...), every
+// rank throws the same Error(io) naming that rank and errno, and nobody enters MPI-IO.
+void check_openable_everywhere(const std::string &path, MPI_Comm comm) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int err = 0, op = 0; // op 0: open, 1: read
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    err = errno;
+  } else {
+    char buf[512];
+    ssize_t r;
+    do
+      r = ::pread(fd, buf, sizeof buf, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      err = errno;
+      op = 1;
+    }
+    ::close(fd);
+  }
+  int first = err ? rank : size;
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size)
+    return;
+  int what[2] = {err, op};
+  MPI_Bcast(what, 2, MPI_INT, first, comm);
+  throw Error(Errc::io, first,
+              fmt::format("cannot {} {} on rank {}: {} (errno {})", what[1] ? "read" : "open", path, first,
+                          std::strerror(what[0]), what[0]));
+}
+
 } // namespace
 
 Reader::Reader(const std::string &path, MPI_Comm comm) {
@@ -581,6 +619,8 @@ Reader::Reader(const std::string &path, MPI_Comm comm) {
   if (::stat(path.c_str(), &st) != 0)
     throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   info_.file_bytes = static_cast<std::uint64_t>(st.st_size);
+  if (comm != MPI_COMM_NULL)
+    check_openable_everywhere(path, comm);
   h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "creating file access properties");
   if (comm != MPI_COMM_NULL)
     h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "selecting the MPI-IO driver");

@@ -504,7 +504,7 @@ void pread_full(int fd, std::byte *p, std::uint64_t n, std::uint64_t off, const 
     if (r < 0) {
       if (errno == EINTR)
         continue;
-      throw Error(Errc::corrupt, -1, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+      throw Error(Errc::io, -1, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
     }
     if (r == 0)
       break;
@@ -520,7 +520,7 @@ std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePl
   const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    throw Error(Errc::corrupt, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   const int dfd = any_direct ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
   struct Closer {
     int a, b;

@@ -1,4 +1,5 @@
 #include "dir_lock.hpp"
+#include "restore_fallback.hpp"
 #include "async_writer.hpp"
 #include "job_env.hpp"
 #include "signals.hpp"
@@ -984,6 +985,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
 
   std::uint64_t bytes = 0;
   std::string damage;
+  Errc damage_code = Errc::corrupt; // io when a read failed (storage, not content)
   collective([&] {
     std::size_t dist_pos = 0; // position of this field in each rank's `mine`
     for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -1016,8 +1018,10 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
           try {
             read_sum = formats::read_streaming(file, plan, ring)[0];
           } catch (const Error &e) {
-            if (damage.empty())
+            if (damage.empty()) {
               damage = e.detail();
+              damage_code = e.code() == Errc::corrupt ? Errc::corrupt : Errc::io;
+            }
           }
         } else {
           reader->read(fi, f.block.offset, f.block.count, volume(f.block.count) ? f.data : nullptr, f.block.memory,
@@ -1068,7 +1072,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
     }
     // Damage is reported only after every rank took part in every collective read.
     if (!damage.empty())
-      throw Error(Errc::corrupt, -1, damage);
+      throw Error(damage_code, -1, damage);
   });
   collective([&] { reader->close(); });
   sim_time = info.time;
@@ -1085,41 +1089,9 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
 }
 
 std::optional<std::int64_t> Checkpointer::Impl::restore() {
-  // Rank 0 lists the directory; everyone walks the same list.
-  std::string listing;
-  on_root([&] {
-    for (const auto &e : list_checkpoints(dir))
-      listing += e.path.string() + "\n";
-  });
-  listing = comm.bcast(listing, 0, "broadcasting the checkpoint list");
-  std::vector<std::string> files;
-  for (std::size_t p = 0, q; (q = listing.find('\n', p)) != std::string::npos; p = q + 1)
-    files.push_back(listing.substr(p, q - p));
-  if (files.empty())
-    return std::nullopt;
-
-  std::string reasons;
-  for (const auto &file : files) {
-    try {
-      return restore_file(file);
-    } catch (const Error &e) {
-      // Damage means "try an older one"; anything the user must fix is thrown at once.
-      if (e.code() != Errc::corrupt && e.code() != Errc::io && e.code() != Errc::hdf5)
-        throw;
-      warn(fmt::format("skipping {}: {}", file, e.detail()));
-      reasons += fmt::format("\n  {}: {}", file, e.detail());
-      // Set the damaged file aside so it is never listed, pruned against or used again.
-      if (rank() == 0) {
-        std::error_code ec;
-        fs::rename(file, file + ".corrupt", ec);
-      }
-      comm.barrier("setting a damaged checkpoint aside");
-    }
-  }
-  throw Error(Errc::no_valid_checkpoint, 0,
-              fmt::format("restore: none of the {} checkpoints in {} is valid (the registered fields may "
-                          "have been partly overwritten); move them away to start fresh:{}",
-                          files.size(), dir.string(), reasons));
+  return detail::restore_with_fallback(
+      comm, dir.string(), opts.fresh, [&](const std::string &file) { return restore_file(file); },
+      [&](const std::string &msg) { warn(msg); });
 }
 
 // ------------------------------------------------------------------------------------------

@@ -100,6 +100,8 @@ Options Options::with_env() const {
     o.max_restarts = static_cast<int>(to_int("CKPT_MAX_RESTARTS", v, 0));
   if (auto v = env("CKPT_PROGRESS"))
     o.progress = to_bool("CKPT_PROGRESS", v);
+  if (auto v = env("CKPT_FRESH"))
+    o.fresh = to_bool("CKPT_FRESH", v);
   if (auto v = env("CKPT_MTBF"))
     o.mtbf_seconds = to_double("CKPT_MTBF", v);
   return o;

@@ -20,7 +20,6 @@ from ._errors import CheckpointError, UnsupportedValueError, make_error
 EXIT_MORE_WORK = _ckpt.EXIT_MORE_WORK
 
 # Error codes that mean "this checkpoint is damaged, try an older one" (as in the core).
-_DAMAGE = ("corrupt", "io", "hdf5")
 
 
 def default_path(path) -> str:
@@ -515,36 +514,30 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
             return []
         return _ckpt.list_checkpoints(path)
 
-    entries = _on_root(comm, listing)
     if step is not None:
+        entries = _on_root(comm, listing)
         chosen = [e for e in entries if e[0] == int(step)]
         if not chosen:
             raise make_error("invalid_argument", -1,
                              f"load: no checkpoint of step {step} in {path} (steps there: "
                              f"{[e[0] for e in entries] or 'none'})")
-        entries = chosen
-    if not entries:
+        info = _on_root(comm, _ckpt.inspect, chosen[0][1])
+        state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
+        return state, info["step"], info["time"], core
+
+    # The core's restore-with-fallback decides what a failure means: damage sets the file
+    # aside and the next older one is tried; an I/O error is raised and renames nothing.
+    loaded = {}
+
+    def restore_one(file):
+        info = _on_root(comm, _ckpt.inspect, file)
+        state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
+        loaded["r"] = (state, info["step"], info["time"], core)
+        return info["step"]
+
+    if _ckpt.restore_newest(comm, path, restore_one) is None:
         return None
-    reasons = []
-    for st, file in entries:
-        try:
-            info = _on_root(comm, _ckpt.inspect, file)
-            state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
-            return state, info["step"], info["time"], core
-        except CheckpointError as e:
-            if step is not None or e.code not in _DAMAGE:
-                raise
-            if comm.rank == 0:
-                print(f"ckpt: warning: skipping {file}: {e.detail}", file=sys.stderr, flush=True)
-                try:  # set it aside like the core does, so it is never used or pruned against
-                    os.replace(file, file + ".corrupt")
-                except OSError:
-                    pass
-            comm.Barrier()
-            reasons.append(f"\n  {file}: {e.detail}")
-    raise make_error("no_valid_checkpoint", 0,
-                     f"load: none of the {len(entries)} checkpoints in {path} is valid; move "
-                     f"them away to start fresh:{''.join(reasons)}")
+    return loaded["r"]
 
 
 def load(comm, path=None, *, step: int | None = None, like: dict | None = None, _quiet=None):

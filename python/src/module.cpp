@@ -380,6 +380,28 @@ PYBIND11_MODULE(_ckpt, m) {
     d["bytes_checked"] = r.bytes_checked;
     return d;
   }, py::arg("file"), "Reads every block and checks its checksum. Local.");
+  m.def(
+      "restore_newest",
+      [](py::handle comm, const std::string &dir, py::function restore_one, std::optional<bool> fresh) {
+        // restore_one raises CheckpointError; the core's fallback decides on its code.
+        auto fn = [&](const std::string &file) -> std::int64_t {
+          try {
+            return restore_one(file).cast<std::int64_t>();
+          } catch (py::error_already_set &e) {
+            if (e.matches(checkpoint_error_type())) {
+              py::object v = e.value();
+              throw ckpt::Error(static_cast<ckpt::Errc>(v.attr("code_value").cast<int>()),
+                                v.attr("rank").cast<int>(), v.attr("detail").cast<std::string>());
+            }
+            throw;
+          }
+        };
+        return ckpt::restore_newest(to_comm(comm), dir, fn, fresh);
+      },
+      py::arg("comm"), py::arg("dir"), py::arg("restore_one"), py::arg("fresh") = py::none(),
+      "Collective. Calls restore_one(file) on the checkpoints of dir, newest first, with the "
+      "core's fallback rules (damage is set aside, I/O errors are raised, CKPT_FRESH); the "
+      "restored step or None.");
   m.def("checkpoint_file_name", &ckpt::checkpoint_file_name, py::arg("step"));
   m.def("read_latest", [](const std::string &dir) { return ckpt::read_latest(dir); },
         py::arg("dir"));

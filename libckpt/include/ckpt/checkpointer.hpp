@@ -109,12 +109,17 @@ public:
   void metadata(const std::string &key, const std::string &value);
 
   /// Loads the newest valid checkpoint in the directory into the registered fields.
-  /// Corrupt or incomplete checkpoints are skipped with a logged reason and the next older
-  /// one is tried. Collective over comm.
-  /// \returns the restored step, or nothing when the directory holds no checkpoint.
-  /// \throws Error(mismatch, missing_field, rank_count) when the checkpoint does not fit the
-  ///   registered fields; Error(unsupported_version); Error(no_valid_checkpoint) when
-  ///   checkpoints exist but none is valid (registered buffers may then be overwritten).
+  /// Damaged checkpoints (checksum mismatch, truncated, malformed) are set aside as
+  /// `<file>.corrupt` with a logged reason and the next older one is tried. An I/O error
+  /// (EIO, EACCES, a failed open: the storage, not the file) is retried once, then thrown,
+  /// and nothing is renamed. Collective over comm.
+  /// \returns the restored step, or nothing when the directory holds no checkpoint (or
+  ///   none can be restored and Options::fresh allows starting from scratch).
+  /// \throws Error(io) when a checkpoint cannot be read; Error(mismatch, missing_field,
+  ///   rank_count) when the checkpoint does not fit the registered fields;
+  ///   Error(unsupported_version); Error(no_valid_checkpoint) when checkpoints exist (or
+  ///   were set aside by an earlier run) but none is valid and Options::fresh is not set
+  ///   (registered buffers may then be overwritten).
   std::optional<std::int64_t> restore();
 
   /// Loads one given checkpoint file; no fallback. Collective over comm.
@@ -179,6 +184,20 @@ private:
   friend class StepRange;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Restore with fallback, for bindings that load a checkpoint file their own way (the
+/// Python package); Checkpointer::restore() follows the same rules. Collective over comm.
+/// Calls `restore_one(file)` (collective; throws Error) on the checkpoints of `dir`, newest
+/// first, until one loads. Only verified content damage (checksum mismatch, truncation,
+/// malformed structure in bytes that read back fine) sets a file aside as `<file>.corrupt`
+/// and tries the next older one. An I/O error (the bytes cannot be read on some rank) is
+/// retried once, then thrown as Error(io) on every rank, renaming nothing. When nothing can
+/// be restored although the directory holds checkpoints (set-aside ones included), it
+/// throws Error(no_valid_checkpoint) unless `fresh` (default: CKPT_FRESH) allows starting
+/// from scratch. \returns the restored step, or nothing for a fresh start.
+std::optional<std::int64_t> restore_newest(MPI_Comm comm, const std::string &dir,
+                                           const std::function<std::int64_t(const std::string &)> &restore_one,
+                                           std::optional<bool> fresh = std::nullopt);
 
 /// Range returned by Checkpointer::steps(). Iterating it drives checkpoints.
 class StepRange {

@@ -35,6 +35,7 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_MAX_RESTARTS | max_restarts    | 50 (0: no cap)      |
 /// | CKPT_MTBF         | mtbf_seconds    | 86400 (for every=auto) |
 /// | CKPT_PROGRESS     | progress        | 1                   |
+/// | CKPT_FRESH        | fresh           | 1                   |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -66,6 +67,11 @@ struct Options {
   /// N` once checkpoint N is committed and durable, `ckpt: progress restored N` (or
   /// `restored none`) after a restore.
   bool progress = false;
+  /// Allow starting from scratch when the directory holds checkpoints but none can be
+  /// restored (all were set aside as damaged). Without it restore() refuses with
+  /// Errc::no_valid_checkpoint, so weeks of work are never replaced silently by step 0.
+  /// Valid checkpoints are still restored when it is set.
+  bool fresh = false;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();
