@@ -171,11 +171,6 @@ ckpt_status protect_value(ckpt_handle *h, const char *call, const char *name, ck
   return CKPT_OK;
 }
 
-// Whether the positive answer of should_checkpoint() was a stop (signal, time limit,
-// request_stop) rather than the periodic policy: should_checkpoint() records the agreed
-// reason, the same on every rank.
-ckpt::StopReason stop_reason(const ckpt::Checkpointer &cp) { return cp.stopped(); }
-
 } // namespace
 
 extern "C" {
@@ -323,15 +318,13 @@ ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop) {
   try {
     if (stop) *stop = 0;
     if (!h) return fail(h, "step", "handle is NULL (open it with ckpt_open)");
-    if (h->cp.should_checkpoint(step)) {
-      if (h->cp.stats().last_step != step) // not saved at this step already (ckpt_save)
-        h->cp.save(step, time);
-      if (stop_reason(h->cp) != ckpt::StopReason::none) {
-        // acted on, as the C++ loop helper does: a later checkpointer starts clean
-        ckpt::clear_stop_request();
-        h->stopped = true;
-        if (stop) *stop = 1;
-      }
+    h->cp.set_time(time);
+    // The core's after-step routine: policy, save, and on a stop a durable commit before
+    // *stop is set; a failed save or commit is returned instead.
+    const ckpt::StopReason r = h->cp.after_step(step);
+    if (r != ckpt::StopReason::none && r != ckpt::StopReason::finished) {
+      h->stopped = true;
+      if (stop) *stop = 1;
     }
     return CKPT_OK;
   } catch (...) {
@@ -351,12 +344,19 @@ ckpt_status ckpt_close(ckpt_handle **h) {
   if (!h || !*h) return CKPT_OK;
   ckpt_handle *p = *h;
   *h = nullptr;
+  ckpt_status status = CKPT_OK;
   try {
-    delete p; // the destructor waits for pending writes and never throws
-    return CKPT_OK;
+    p->cp.wait(); // the last async checkpoint: committed and durable, or its error returned
   } catch (...) {
-    return translate();
+    status = translate();
+    p->stopped = false; // its checkpoint is not durable: not "checkpointed, requeue me"
   }
+  try {
+    delete p;
+  } catch (...) {
+    if (status == CKPT_OK) status = translate();
+  }
+  return status;
 }
 
 const char *ckpt_last_error(void) { return last_error.c_str(); }

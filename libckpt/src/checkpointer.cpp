@@ -170,7 +170,9 @@ struct Checkpointer::Impl {
   fs::path dir;
   std::vector<Field> fields;
   std::map<std::string, std::string> metadata;
-  bool restore_done = false;
+  bool restore_done = false;     // the loop helper restores once
+  bool frozen = false;           // fields were restored into: no more registrations until clear_fields()
+  std::int64_t saved_step = -1;  // step of the last successful save() (committed, or staged when async)
   std::optional<std::int64_t> restored;
   SaveStats stats;
   double sim_time = 0;
@@ -389,9 +391,11 @@ Checkpointer &Checkpointer::operator=(Checkpointer &&) noexcept = default;
 
 static void check_new(const Checkpointer::Impl &m, const std::string &name) {
   validate_name(name, "field");
-  if (m.restore_done)
+  if (m.frozen)
     throw Error(Errc::invalid_argument, m.rank(),
-                fmt::format("field '{}' registered after restore(): register all fields first", name));
+                fmt::format("field '{}' registered after restore(): register all fields first (or "
+                            "clear_fields() and register the new set)",
+                            name));
   for (const auto &f : m.fields)
     if (f.name == name)
       throw Error(Errc::invalid_argument, m.rank(), fmt::format("field '{}' is already registered", name));
@@ -697,10 +701,6 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
     p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", iter_count, iter_sum / double(iter_count));
   iter_sum = 0;
   iter_count = 0;
-  stats.saves++;
-  stats.bytes += p->payload;
-  stats.last_bytes = p->payload;
-  stats.last_step = step;
   if (opts.mode == Mode::sync) {
     p->status = mpi::capture(rank(), [&] {
       fault_apply(f_write, "write", rank());
@@ -712,6 +712,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
     p->blocked = -1; // the whole save, set at commit
     p->writes = std::move(writes);
     commit(*p);
+    saved_step = step;
     return;
   }
   // Async: copy the state into the reused staging memory; the background thread writes it.
@@ -722,6 +723,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   stats.last_seconds = p->blocked;
   pending = std::move(p);
   last_ckpt_clock = mono();
+  saved_step = step; // staged; committed (or its error thrown) by a later collective call
   if (!pending->status.ok()) {
     pending->write_end = mono();
     return; // reported at the commit, on every rank
@@ -793,7 +795,7 @@ void Checkpointer::Impl::commit(Pending &p) {
     blocked = std::max(blocked, b);
   }
   for (std::size_t i = 0; i < p.writes.size(); ++i) {
-    if (fields[i].kind == Kind::replicated)
+    if (p.writes[i].kind == Kind::replicated) // the fields may have changed since the save
       continue;
     for (auto &b : p.writes[i].blocks)
       b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + 2 + i];
@@ -859,6 +861,11 @@ void Checkpointer::Impl::commit(Pending &p) {
 
   // When save (or the commit) returns, every rank sees the directory as rank 0 left it.
   comm.barrier("finishing the commit");
+  // Counted once committed: a failed save leaves the statistics (and every=auto) as they were.
+  stats.saves++;
+  stats.bytes += p.payload;
+  stats.last_bytes = p.payload;
+  stats.last_step = step;
   const double secs = mono() - p.t0;
   if (p.mode == Mode::sync) {
     stats.seconds += secs;
@@ -902,6 +909,7 @@ std::int64_t Checkpointer::restore_from(const std::string &file) {
   m.complete_pending();
   std::int64_t step = m.restore_file(file);
   m.restore_done = true;
+  m.frozen = true;
   m.restored = step;
   m.progress("restored", step);
   return step;
@@ -913,6 +921,7 @@ std::optional<std::int64_t> Checkpointer::restore() {
   m.complete_pending();
   auto r = m.restore();
   m.restore_done = true;
+  m.frozen = true;
   m.restored = r;
   m.progress("restored", r);
   return r;
@@ -1154,7 +1163,7 @@ bool Checkpointer::should_checkpoint(std::int64_t step) {
     if (agreed & flag_time_due)
       due = true;
   }
-  if (due && m.stats.last_step == step)
+  if (due && m.saved_step == step)
     due = false; // already saved at this step
   m.last_boundary = mono();
   return due || (m.stopped != StopReason::none && m.stopped != StopReason::finished);
@@ -1202,30 +1211,51 @@ bool StepRange::iterator::operator==(const iterator &o) const noexcept {
 }
 
 StepRange::iterator &StepRange::iterator::operator++() {
-  Checkpointer &cp = *range_->cp_;
-  auto &m = *cp.impl_;
   const std::int64_t done = step_ + 1;
-  const bool last = done >= range_->total_;
-  bool save = cp.should_checkpoint(done);
-  if (last && m.opts.final)
-    save = save || m.stats.last_step != done;
-  if (save && m.stats.last_step != done)
-    cp.save(done, m.sim_time);
   step_ = done;
+  if (range_->cp_->after_step(done, done >= range_->total_) != StopReason::none)
+    end_ = true;
+  return *this;
+}
+
+// The one after-step routine of every binding (C++ loop helper, ckpt_step, Python steps()):
+// policy, then save, then on a stop or at the end wait until the checkpoint is committed and
+// durable, then clear the stop. Errors (a failed save or commit) are thrown before anyone
+// is told "stopped", so a stop always means a durable checkpoint.
+StopReason Checkpointer::after_step(std::int64_t done, bool last, const std::function<void(std::int64_t)> &save_fn) {
+  auto &m = *impl_;
+  bool due = should_checkpoint(done);
+  if (last && m.opts.final)
+    due = true;
+  if (due && m.saved_step != done) {
+    if (save_fn)
+      save_fn(done);
+    else
+      save(done, m.sim_time);
+  }
   if (last || m.stopped != StopReason::none)
-    cp.wait(); // leaving the loop: the last checkpoint must be durable (async mode)
+    wait(); // leaving the loop: the last checkpoint must be durable (async mode)
+  m.last_boundary = mono();
   if (last) {
     m.stopped = StopReason::finished;
-    end_ = true;
-  } else if (m.stopped != StopReason::none) {
+    return StopReason::finished;
+  }
+  if (m.stopped != StopReason::none) {
     const int sig = detail::stop_signal();
     m.log(fmt::format("stopping after step {} ({}{}); checkpoint is durable", done, stop_reason_name(m.stopped),
                       sig > 0 ? fmt::format(", signal {}", sig) : std::string()));
     detail::clear_stop_flag();
-    end_ = true;
   }
-  m.last_boundary = mono();
-  return *this;
+  return m.stopped;
+}
+
+void Checkpointer::clear_fields() {
+  impl_->fields.clear();
+  impl_->frozen = false;
+}
+
+std::optional<std::int64_t> Checkpointer::pending_step() const noexcept {
+  return impl_->pending ? std::optional<std::int64_t>(impl_->pending->step) : std::nullopt;
 }
 
 } // namespace ckpt

@@ -179,8 +179,10 @@ def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode
 
 
 def _save_with(core, comm, fields, tree, step, time):
-    """Registers the fields on a fresh core object and saves (collective)."""
+    """Registers the fields (a new set: the core's previous fields are dropped) and saves
+    (collective)."""
     def register():
+        core.clear_fields()
         for f in fields:
             f.register(core)
         if len(tree) <= S.MAX_INLINE_TREE:
@@ -424,7 +426,7 @@ class _Loader:
         return finish
 
 
-def _read_tree(comm, info, quiet=None):
+def _read_tree(comm, info, quiet=None, core=None):
     meta = info["metadata"].get(S.TREE_KEY)
     if meta is None:
         # Not written by the Python bindings (a C/C++ application): every field at the top.
@@ -444,13 +446,19 @@ def _read_tree(comm, info, quiet=None):
         if f is None:
             raise make_error("corrupt", -1, f"{info['path']}: field {meta[1:]} is missing")
         buf = np.empty(tuple(f["shape"]), dtype=np.uint8)
-        core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
-                                  quiet=True)
+        own = core is None
+        if own:
+            core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
+                                      quiet=True)
         try:
+            core.clear_fields()
             core.replicated(meta[1:], buf)
             core.restore_from(info["path"])
         finally:
-            core.close()
+            if own:
+                core.close()
+            else:
+                core.clear_fields()
         meta = buf.tobytes().decode("utf-8")
     try:
         doc = json.loads(meta)
@@ -464,10 +472,10 @@ def _read_tree(comm, info, quiet=None):
     return doc["root"]
 
 
-def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None):
-    """Collective. (state, core): with make_core the core object that restored is kept open
-    (the Checkpointer goes on with it) and returned, else it is closed and None returned."""
-    root = _read_tree(comm, info)
+def _load_file(comm, info, like, keep_wrappers, quiet=None, core=None):
+    """Collective. The loaded state. With `core` (a Checkpointer's long-lived core object)
+    the file is restored through it, else through a temporary one."""
+    root = _read_tree(comm, info, core=core)
     loader = _Loader(comm, info, keep_wrappers)
 
     def plan():
@@ -480,29 +488,32 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None):
         return build
 
     build = _run(comm, plan)
-    if make_core is not None:
-        core = make_core()
-    else:
+    own = core is None
+    if own:
         core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
                                   quiet=quiet)
-    ok = False
     try:
-        _run(comm, lambda: [s.register(core) for s in loader.specs])
+        def register():
+            core.clear_fields()
+            for spec in loader.specs:
+                spec.register(core)
+        _run(comm, register)
         core.restore_from(info["path"])
-        ok = True
     finally:
-        if not ok or make_core is None:
+        if own:
             core.close()
+        else:
+            core.clear_fields()  # the buffers belong to the loaded state now
 
     def finish():
         if loader.local_needed_by is not None:
             loader.local_values = json.loads(loader.local_blob.tobytes().decode("utf-8"))
         return build()
 
-    return _run(comm, finish), (core if make_core is not None else None)
+    return _run(comm, finish)
 
 
-def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
+def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None):
     """Collective. (state, step, time) of the newest valid checkpoint, or None."""
     _check_comm(comm)
     if like is not None and not isinstance(like, dict):
@@ -522,8 +533,8 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
                              f"load: no checkpoint of step {step} in {path} (steps there: "
                              f"{[e[0] for e in entries] or 'none'})")
         info = _on_root(comm, _ckpt.inspect, chosen[0][1])
-        state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
-        return state, info["step"], info["time"], core
+        state = _load_file(comm, info, like, keep_wrappers, quiet, core)
+        return state, info["step"], info["time"]
 
     # The core's restore-with-fallback decides what a failure means: damage sets the file
     # aside and the next older one is tried; an I/O error is raised and renames nothing.
@@ -531,8 +542,8 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
 
     def restore_one(file):
         info = _on_root(comm, _ckpt.inspect, file)
-        state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
-        loaded["r"] = (state, info["step"], info["time"], core)
+        state = _load_file(comm, info, like, keep_wrappers, quiet, core)
+        loaded["r"] = (state, info["step"], info["time"])
         return info["step"]
 
     if _ckpt.restore_newest(comm, path, restore_one) is None:
@@ -612,8 +623,6 @@ class Checkpointer:
         self._core = self._new_core()
         _live.add(self)
         opts = self._core.options()
-        # The core object is replaced at each save; keep the stop signals caught meanwhile.
-        self._signals = _ckpt._StopSignals(list(opts["signals"]))
         self.path: str = opts["dir"]
         self.keep: int = opts["keep"]
         self.final: bool = opts["final"]
@@ -623,12 +632,11 @@ class Checkpointer:
         self.time: float = 0.0
         self.restored_step: int | None = None
         self._stopped = StopReason("none")
-        self._last_saved: int | None = None
 
     def _new_core(self):
-        # One core object per directory at a time: it holds the directory lock. The
-        # Checkpointer replaces it at every save (the new one registers the state as it
-        # is then) and restores through the one it keeps for the loop's policy.
+        # One core session for the Checkpointer's whole life: it holds the directory lock,
+        # the policy history (every=auto, the time-limit margin), the staging memory and the
+        # async writer. Each save and restore hands it the state's field set anew.
         return _ckpt.Checkpointer(self.comm, self._dir, **self._args)
 
     def restore(self, default_state: dict) -> dict:
@@ -639,16 +647,14 @@ class Checkpointer:
         Collective over comm."""
         if not isinstance(default_state, dict):
             raise TypeError("ckpt.Checkpointer.restore: default_state must be a dict")
-        self._core.close()  # the load below takes the directory with its own core object
+        self._core.wait()  # an async save in flight is committed first
         r = _load(self.comm, self.path, None, default_state, keep_wrappers=True,
-                  make_core=self._new_core)
+                  core=self._core)
         if r is None:
-            self._core = self._new_core()
             self.state, self.step, self.restored_step = default_state, 0, None
         else:
-            self.state, self.step, self.time, self._core = r
+            self.state, self.step, self.time = r
             self.restored_step = self.step
-            self._last_saved = self.step
         return self.state
 
     def save(self, step: int | None = None) -> str:
@@ -658,11 +664,9 @@ class Checkpointer:
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
         fields, tree = _prepare(self.comm, self.state)
-        self._core.wait()   # an async save still in flight: commit it (or raise its error)
-        self._core.close()
-        self._core = self._new_core()
+        # The core waits for an async save still in flight (commits it or raises its error)
+        # before this one; this one's write then overlaps the next steps.
         _save_with(self._core, self.comm, fields, tree, step, self.time)
-        self._last_saved = step
         return os.path.join(self.path, _ckpt.checkpoint_file_name(step))
 
     def steps(self, total: int):
@@ -679,21 +683,14 @@ class Checkpointer:
             yield step
             step += 1
             self.step = step
-            due = self._core.should_checkpoint(step)
-            reason = self._core.stopped
-            last = step >= total
-            if (due or (last and self.final)) and self._last_saved != step:
-                self.save(step)
-            if last:
-                self._core.wait()  # the final checkpoint is durable when the loop ends
+            self._core.set_time(float(self.time))
+            # The core's step boundary (the same for C, C++ and Python): policy, save, and
+            # on a stop or at the end a durable commit before we are told.
+            reason = self._core.after_step(step, step >= total, self.save)
+            if reason == "finished":
                 break
-            if reason not in ("none", "finished"):
-                self._core.wait()  # durable before anyone is told "stopped"
+            if reason != "none":
                 self._stopped = StopReason(reason)
-                _ckpt._clear_stop_flag()
-                if self.comm.rank == 0 and not self._core.options()["quiet"]:
-                    print(f"ckpt: stopping after step {step} ({reason}); checkpoint is durable",
-                          file=sys.stderr, flush=True)
                 if self.exit_on_stop:
                     sys.stdout.flush()
                     raise SystemExit(EXIT_MORE_WORK)

@@ -25,6 +25,7 @@
 #include <ckpt/signals.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -248,6 +249,23 @@ public:
     return c.should_checkpoint(step);
   }
 
+  void clear_fields() {
+    cp().clear_fields();
+    refs_.clear(); // an async save in flight has its own copy of the data
+  }
+
+  std::string after_step(std::int64_t done, bool last, std::optional<py::function> save_fn) {
+    auto &c = cp();
+    std::function<void(std::int64_t)> f;
+    if (save_fn)
+      f = [&save_fn](std::int64_t s) {
+        py::gil_scoped_acquire gil;
+        (*save_fn)(s);
+      };
+    py::gil_scoped_release nogil;
+    return ckpt::stop_reason_name(c.after_step(done, last, f));
+  }
+
   py::dict stats() {
     const auto &s = cp().stats();
     py::dict d;
@@ -340,6 +358,15 @@ PYBIND11_MODULE(_ckpt, m) {
       .def("wait", &PyCheckpointer::wait,
            "Makes the last (async) save durable and committed; collective.")
       .def("should_checkpoint", &PyCheckpointer::should_checkpoint, py::arg("step"))
+      .def("clear_fields", &PyCheckpointer::clear_fields,
+           "Drops the registered fields (local): the next save or restore uses a new set.")
+      .def("after_step", &PyCheckpointer::after_step, py::arg("done"), py::arg("last") = false,
+           py::arg("save") = py::none(),
+           "The core's step boundary (collective): policy, save (by save(done) when given), and "
+           "on a stop or at the last step a durable commit; returns the stop reason name.")
+      .def_property_readonly("pending_step",
+                             [](PyCheckpointer &s) { return s.cp().pending_step(); },
+                             "Step of an async save not yet committed (its write may still run).")
       .def("request_stop", [](PyCheckpointer &s) { s.cp().request_stop(); })
       .def("set_time", [](PyCheckpointer &s, double t) { s.cp().set_time(t); })
       .def_property_readonly("stopped", [](PyCheckpointer &s) {
@@ -420,10 +447,5 @@ PYBIND11_MODULE(_ckpt, m) {
     return xxh3_128_hex(info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
   }, py::arg("data"),
         "XXH3-128 of the bytes of a C-contiguous buffer, as 32 hex digits (high64, low64).");
-  // The Python loop ends after a stop like StepRange does and clears the flag like it does.
-  m.def("_clear_stop_flag", [] { ckpt::clear_stop_request(); });
-  // Held by ckpt.Checkpointer for its lifetime: it replaces its core object at each save,
-  // and the stop signals must stay caught in between.
-  py::class_<ckpt::StopSignals>(m, "_StopSignals").def(py::init<const std::vector<int> &>(), py::arg("signals"));
   m.attr("EXIT_MORE_WORK") = ckpt::exit_more_work;
 }

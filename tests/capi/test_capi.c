@@ -641,6 +641,58 @@ static void test_async(void) {
   CHECK_OK(ckpt_close(&h));
 }
 
+/* A stop in async mode whose checkpoint fails to commit: ckpt_step returns the error, does
+ * not report the stop, and ckpt_exit_code is not CKPT_EXIT_MORE_WORK. And ckpt_close returns
+ * the failed commit of the last pending save instead of CKPT_OK. (CKPT_TEST_FAULT makes
+ * rank 0's rename of the checkpoint, the commit, fail with an I/O error.) */
+static void test_async_stop_commit_failure(void) {
+  const char *dir = scratch("async-stop-fail");
+  ckpt_handle *h;
+  state a;
+  fill(&a, 3);
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.mode = CKPT_MODE_ASYNC, .nsignals = -1}, &h));
+  protect(h, &a);
+  CHECK_OK(ckpt_restore(h, NULL, NULL));
+  int stop = 0;
+  CHECK_OK(ckpt_step(h, 1, 0, &stop));
+  CHECK(stop == 0);
+  setenv("CKPT_TEST_FAULT", "rename@0", 1);
+  CHECK_OK(ckpt_request_stop(h));
+  /* The stop is agreed at this boundary or the next one; its save then fails to commit. */
+  ckpt_status st = CKPT_OK;
+  for (int64_t s = 2; s <= 4 && st == CKPT_OK && !stop; ++s)
+    st = ckpt_step(h, s, 0, &stop);
+  CHECK(st == CKPT_IO);
+  CHECK(strstr(ckpt_last_error(), "injected fault at 'rename'") != NULL);
+  CHECK(stop == 0);
+  CHECK(ckpt_exit_code(h) != CKPT_EXIT_MORE_WORK);
+  CHECK(all_ranks_agree((int)st));
+  CHECK(count_checkpoints(dir) == 0);
+  /* ckpt_close reports the failed commit of a pending async save. */
+  unsetenv("CKPT_TEST_FAULT");
+  CHECK_OK(ckpt_save(h, 5, 0));
+  setenv("CKPT_TEST_FAULT", "rename@0", 1);
+  CHECK_STATUS(ckpt_close(&h), CKPT_IO);
+  CHECK(h == NULL);
+  unsetenv("CKPT_TEST_FAULT");
+  CHECK(count_checkpoints(dir) == 0);
+  /* The same stop with a working file system: reported once the checkpoint is durable. */
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.mode = CKPT_MODE_ASYNC, .nsignals = -1}, &h));
+  protect(h, &a);
+  CHECK_OK(ckpt_restore(h, NULL, NULL));
+  CHECK_OK(ckpt_request_stop(h));
+  stop = 0;
+  int64_t at = 0;
+  for (int64_t s = 1; s <= 3 && !stop; ++s) {
+    CHECK_OK(ckpt_step(h, s, 0, &stop));
+    at = s;
+  }
+  CHECK(stop == 1 && ckpt_exit_code(h) == CKPT_EXIT_MORE_WORK);
+  CHECK(count_checkpoints(dir) == 1); /* committed before the stop was reported */
+  CHECK_OK(ckpt_close(&h));
+  (void)at;
+}
+
 /* --- harness ---------------------------------------------------------------------------- */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -692,6 +744,7 @@ int main(int argc, char **argv) {
       {"reshard_and_rank_count", test_reshard_and_rank_count},
       {"env_dir_wins", test_env_dir_wins},
       {"async", test_async},
+      {"async_stop_commit_failure", test_async_stop_commit_failure},
   };
   const char *only = argc > 1 ? argv[1] : NULL;
   int total_failed_tests = 0;

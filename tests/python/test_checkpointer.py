@@ -92,3 +92,40 @@ def test_async_mode(comm, shared_dir):
     cp2, st2 = run(comm, os.path.join(shared_dir, "stop"), 30, every=0, stop_at=2, mode="async")
     assert cp2.stopped == "requested"
     assert steps_on_disk(os.path.join(shared_dir, "stop")) == [cp2.step]
+
+
+def test_one_core_session_for_the_whole_run(comm, shared_dir):
+    """A Checkpointer keeps one core session: stats() counts every save, and in async mode
+    the save of step k is still uncommitted (its write in flight or done, not yet agreed)
+    while step k + 1 runs: the write overlaps the solver instead of being waited for."""
+    cp = ck.Checkpointer(comm, shared_dir, every=2, keep=0, mode="async")
+    core = cp._core
+    st = cp.restore({"x": ck.Distributed(np.zeros(1 << 16), ((1 << 16) * comm.rank,),
+                                         ((1 << 16) * comm.size,)), "n": 0})
+    in_flight = []
+    for step in cp.steps(9):
+        st["x"].local[:] += step
+        st["n"] += 1
+        assert cp._core is core                     # never replaced
+        if step >= 1 and step % 2 == 0:               # the step after save k = step
+            in_flight.append(core.pending_step)
+    stats = cp.stats()
+    cp.close()
+    assert in_flight == [2, 4, 6, 8]
+    assert stats["saves"] == 5 and stats["last_step"] == 9    # 2, 4, 6, 8 and the final 9
+    assert steps_on_disk(shared_dir) == [2, 4, 6, 8, 9]
+    cp2 = ck.Checkpointer(comm, shared_dir, every=2, keep=0)
+    st2 = cp2.restore({"x": ck.Distributed((1 << 16,), ((1 << 16) * comm.rank,),
+                                           ((1 << 16) * comm.size,)), "n": 0})
+    assert st2["n"] == 9 and cp2.restored_step == 9
+    # Fields may change between saves: a new key and a resized array.
+    st2["extra"] = np.full(3, 7, dtype=np.int32)
+    st2["x"] = ck.Distributed(np.ones(8), (8 * comm.rank,), (8 * comm.size,))
+    cp2.save(10)
+    cp2.save(11)
+    stats = cp2.stats()
+    cp2.close()
+    assert stats["saves"] == 2 and stats["last_step"] == 11
+    got = ck.load(comm, shared_dir)
+    assert got["n"] == 9 and list(got["extra"]) == [7] * 3
+    assert got["x"].shape == (8,) and (got["x"] == 1).all()   # this rank's block, resized

@@ -151,6 +151,26 @@ public:
   /// Collective over comm.
   bool should_checkpoint(std::int64_t step);
 
+  /// The step boundary of every loop (the C++ loop helper, the C API's ckpt_step and
+  /// Python's steps() all call it): after `done` completed steps, checkpoints per policy
+  /// (and at the `last` step when Options::final), by `save_fn(done)` when given, else by
+  /// save(done, time). On a stop request or at the last step it then waits until the
+  /// checkpoint is committed and durable, and clears the stop request. Collective.
+  /// \returns StopReason::none to go on, finished after the last step, or why it stopped
+  ///   (signal, time_limit, requested); a stop is reported only once its checkpoint is
+  ///   durable. \throws Error when the save or its commit failed (then no stop is
+  ///   reported and exit_code() is not exit_more_work).
+  StopReason after_step(std::int64_t done, bool last = false,
+                        const std::function<void(std::int64_t)> &save_fn = {});
+
+  /// Drops every registered field (local), so that the next save or restore uses a new
+  /// set: fields may be added, removed or resized between saves. An async save in flight
+  /// is not affected (its data was copied when save() returned).
+  void clear_fields();
+
+  /// The step of an async save not yet committed (its write may still run), if any.
+  std::optional<std::int64_t> pending_step() const noexcept;
+
   /// Loop helper: restores (once), then yields the steps from the restored step (or 0) to
   /// `total - 1`. After each step it checkpoints per policy; after a stop request it saves
   /// and ends the loop early. Collective over comm.

@@ -173,10 +173,12 @@ ckpt_status ckpt_restore(ckpt_handle *h, int *restored, int64_t *step);
  * whether the program should leave its loop.
  * \param time  simulation time stored with a checkpoint.
  * \param stop  receives 1 when a stop was requested (signal, time limit, ckpt_request_stop)
- *   and the checkpoint of `step` is durable; the program should then leave its loop and
- *   exit with CKPT_EXIT_MORE_WORK. Else 0. May be NULL. A stop seen on any rank is
- *   reported on every rank at the same step, at most one step after it arrived (the ranks
- *   agree without blocking).
+ *   and the checkpoint of `step` is committed and durable (in async mode ckpt_step waits
+ *   for the background write and the commit first); the program should then leave its
+ *   loop and exit with CKPT_EXIT_MORE_WORK. Else 0. May be NULL. A stop seen on any rank
+ *   is reported on every rank at the same step, at most one step after it arrived (the
+ *   ranks agree without blocking). When that checkpoint fails, the error is returned and
+ *   *stop stays 0 (ckpt_exit_code is then not CKPT_EXIT_MORE_WORK).
  * Collective. */
 ckpt_status ckpt_step(ckpt_handle *h, int64_t step, double time, int *stop);
 
@@ -194,8 +196,9 @@ ckpt_status ckpt_request_stop(ckpt_handle *h);
 /** 0, or CKPT_EXIT_MORE_WORK once ckpt_step reported a stop. Local. */
 int ckpt_exit_code(const ckpt_handle *h);
 
-/** Finishes pending writes, frees the handle and sets *h to NULL. A NULL *h is a no-op.
- * Collective. */
+/** Commits the last pending (async) checkpoint, frees the handle and sets *h to NULL. A
+ * NULL *h is a no-op. Returns the error of a failed write or commit (the handle is freed
+ * all the same; the previous checkpoint is intact). Collective. */
 ckpt_status ckpt_close(ckpt_handle **h);
 
 /** Message of the last failed call on this thread ("" when none failed), e.g.
