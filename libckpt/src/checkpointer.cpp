@@ -1,4 +1,5 @@
 #include "dir_lock.hpp"
+#include "plan.hpp"
 #include "restore_fallback.hpp"
 #include "async_writer.hpp"
 #include "job_env.hpp"
@@ -300,9 +301,10 @@ struct Checkpointer::Impl {
     std::string iter;           // iteration statistics for the stats line
   };
   std::unique_ptr<Pending> pending;
-  detail::Worker worker;       // background writer of async saves (no MPI calls)
+  // Declared before the worker, so they are destroyed after its thread is joined.
   formats::Staging staging;    // async: one copy of this rank's state, reused
   formats::Staging ring;       // sync: ring_slots x ring_slot_bytes, reused
+  detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
   double max_blocked = 0;
@@ -605,17 +607,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
       std::uint64_t covered = 0;
       for (const auto &b : w.blocks)
         covered += volume(b.count);
-      bool overlap = false;
-      for (std::size_t a = 0; a < w.blocks.size() && !overlap && w.blocks.size() <= 4096; ++a)
-        for (std::size_t c = a + 1; c < w.blocks.size() && !overlap; ++c) {
-          bool inter = true;
-          for (std::size_t d = 0; d < w.shape.size(); ++d) {
-            const auto &A = w.blocks[a], &C = w.blocks[c];
-            if (A.offset[d] >= C.offset[d] + C.count[d] || C.offset[d] >= A.offset[d] + A.count[d])
-              inter = false;
-          }
-          overlap = inter;
-        }
+      const bool overlap = detail::find_overlap(w.blocks).has_value(); // any number of blocks
       if (overlap || covered != volume(w.shape))
         throw Error(Errc::invalid_argument, 0,
                     fmt::format("save: the blocks of distributed field '{}' do not tile its global "

@@ -252,3 +252,49 @@ TEST(Commit, AllOrNothingWhenOneRankFails) {
   cp.save(4);
   EXPECT_EQ(ckpt::list_checkpoints(dir.path())[0].step, 4);
 }
+
+// A save that failed is not counted: the statistics do not change, and the loop's final
+// save at that step still happens (it used to be skipped as "already saved").
+TEST(Commit, FailedSaveIsNotCountedAndTheFinalSaveStillHappens) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::vector<double> u(3, 1.0);
+  const ckpt::Block block{.global = {3 * std::uint64_t(size)}, .offset = {3 * std::uint64_t(rank)}, .count = {3}};
+  auto o = test_options(dir.path());
+  o.final = true;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.distributed("u", u.data(), block);
+  setenv("CKPT_TEST_FAULT", "write@0", 1);
+  EXPECT_EQ(error_code_of([&] { cp.save(5); }), Errc::io);
+  unsetenv("CKPT_TEST_FAULT");
+  EXPECT_EQ(cp.stats().saves, 0);
+  EXPECT_EQ(cp.stats().last_step, -1);
+  EXPECT_EQ(cp.after_step(5, true), ckpt::StopReason::finished);
+  EXPECT_EQ(cp.stats().saves, 1);
+  EXPECT_EQ(cp.stats().last_step, 5);
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].step, 5);
+}
+
+// Async: the checkpointer is destroyed while its background write may still run; the
+// staging memory outlives the writer thread and the checkpoint is committed.
+TEST(Commit, DestroyedWithAnAsyncWriteInFlight) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::vector<double> u(1 << 20, 2.0 + rank);
+  const ckpt::Block block{.global = {std::uint64_t(u.size()) * std::uint64_t(size)},
+                          .offset = {std::uint64_t(u.size()) * std::uint64_t(rank)},
+                          .count = {std::uint64_t(u.size())}};
+  {
+    auto o = test_options(dir.path());
+    o.mode = ckpt::Mode::async;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    cp.distributed("u", u.data(), block);
+    cp.save(1);
+    EXPECT_EQ(cp.pending_step(), std::optional<std::int64_t>(1));
+  }
+  auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(ckpt::verify(list[0].path).ok);
+}

@@ -3,6 +3,8 @@
 #include <ckpt/ckpt.hpp>
 #include <ckpt/formats/checksum.hpp>
 
+#include "plan.hpp" // libckpt/src: the save's plan stage
+
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -90,4 +92,37 @@ TEST(Catalog, ListsOnlyCommittedCheckpointsNewestFirst) {
   EXPECT_EQ(ckpt::read_latest(d), std::optional<std::int64_t>(200));
   EXPECT_TRUE(ckpt::list_checkpoints(d / "missing").empty());
   fs::remove_all(d);
+}
+
+// The tiling check of distributed fields at every block count (it used to stop at 4096).
+namespace {
+ckpt::BlockInfo box(std::uint64_t y, std::uint64_t x, std::uint64_t h, std::uint64_t w) {
+  ckpt::BlockInfo b;
+  b.offset = {y, x};
+  b.count = {h, w};
+  return b;
+}
+} // namespace
+
+TEST(Plan, FindsOverlapsAtAnyBlockCount) {
+  using ckpt::detail::find_overlap;
+  // 100 x 100 tiles of 4 x 4: 10000 blocks, no overlap.
+  std::vector<ckpt::BlockInfo> tiles;
+  for (std::uint64_t i = 0; i < 100; ++i)
+    for (std::uint64_t j = 0; j < 100; ++j)
+      tiles.push_back(box(4 * i, 4 * j, 4, 4));
+  EXPECT_FALSE(find_overlap(tiles));
+  // Shift one tile by one column: the same number of elements is covered, but two blocks
+  // overlap (and a column is left out).
+  auto shifted = tiles;
+  shifted[7777].offset[1] += 1;
+  auto o = find_overlap(shifted);
+  ASSERT_TRUE(o);
+  EXPECT_TRUE(o->first == 7777 || o->second == 7777);
+  // Empty blocks never overlap anything; duplicates of a whole tile do.
+  auto with_empty = tiles;
+  with_empty.push_back(box(8, 8, 0, 4));
+  EXPECT_FALSE(find_overlap(with_empty));
+  with_empty.push_back(box(396, 396, 4, 4));
+  EXPECT_TRUE(find_overlap(with_empty));
 }
