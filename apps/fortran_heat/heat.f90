@@ -181,6 +181,9 @@ contains
       end do
     end do
     write (hex, '(z8.8,z8.8)') hi, lo
+    do k = 1, len(hex)   ! lower case, as the C and C++ solvers print theirs
+      if (hex(k:k) >= "A" .and. hex(k:k) <= "F") hex(k:k) = achar(iachar(hex(k:k)) + 32)
+    end do
   end function digest
 
 end program fortran_heat

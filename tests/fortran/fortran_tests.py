@@ -60,7 +60,7 @@ def run(cmd, expect=0, timeout=120):
 
 
 def digest(out):
-    m = re.search(r"^result: ([0-9A-F]{16})$", out, re.M)
+    m = re.search(r"^result: ([0-9a-f]{16})$", out, re.M)
     assert m, f"no result line in output:\n{out}"
     return m.group(1)
 
