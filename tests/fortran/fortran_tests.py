@@ -281,6 +281,12 @@ def scenario_api(scratch, rng):
         assert list(f["zc"][...]) == [1.5, -2.5]
     print(f"  h5py: 14 distributed arrays in reversed (C) order, values at known coordinates ok")
     verify(os.path.join(d, "save"))
+    # without a status argument, a failed collective call ends the program on every rank
+    out = run([ARGS.mpiexec, "-n", str(p), ARGS.prog, d, "die"], expect=1)
+    msgs = re.findall(r"^ckpt\[rank \d+\] restore: .*$", out, re.M)
+    assert len(msgs) == 1 and "'r64'" in msgs[0], out
+    assert "restore without status returned" not in out, out
+    print(f"  no status: exit 1 with {msgs[0][:70]}...")
 
 
 def main():

@@ -1,7 +1,10 @@
 ! Tests of the Fortran module `ckpt`, run on 1, 2 and 4 ranks by test_fortran.py, which
 ! then opens DIR/save with h5py and checks values at known global coordinates.
 !
-!   test_ckpt_f DIR
+!   test_ckpt_f DIR          the tests below
+!   test_ckpt_f DIR die      after the tests: a restore with another global shape and
+!                            no status argument, which must end the program (status 1,
+!                            the message printed once, by rank 0)
 !
 ! 1. DIR/save: distributed blocks of every type at rank 2 (split along the fastest
 !    dimension), rank 1 and rank 3 arrays, a block with ghost cells, replicated and
@@ -47,11 +50,16 @@ program test_ckpt_f
   call MPI_Init()
   call MPI_Comm_rank(MPI_COMM_WORLD, rank)
   call MPI_Comm_size(MPI_COMM_WORLD, p)
-  if (command_argument_count() /= 1) then
-    if (rank == 0) write (error_unit, '(a)') "usage: test_ckpt_f DIR"
+  if (command_argument_count() < 1 .or. command_argument_count() > 2) then
+    if (rank == 0) write (error_unit, '(a)') "usage: test_ckpt_f DIR [die]"
     call MPI_Abort(MPI_COMM_WORLD, 2)
   end if
   call get_command_argument(1, dir)
+  if (command_argument_count() == 2) then
+    call die_without_status()
+    call MPI_Finalize()
+    stop 3   ! not reached: the failed restore ends the program
+  end if
 
   allocate (r32(3, 5), r64(3, 5), i32(3, 5), i64(3, 5), lg(3, 5), c32(3, 5), c64(3, 5))
   allocate (ghost(0:4, 0:6), v1(4), k1(4), l1(4), s3(4, 3, 2), n3(4, 3, 2), z3(4, 3, 2))
@@ -72,6 +80,16 @@ program test_ckpt_f
   if (anybad /= 0) stop 1
 
 contains
+
+  subroutine die_without_status()
+    real(real64), allocatable, target :: wrong(:, :)
+    integer :: step
+    allocate (wrong(3, 6))
+    call ckpt_open(ck, MPI_COMM_WORLD, trim(dir)//"/save", quiet=.true.)
+    call ckpt_protect_distributed(ck, "r64", wrong, [3 * p, 6], [3 * rank, 0])
+    call ckpt_restore(ck, step)
+    if (rank == 0) write (*, '(a)') "restore without status returned"
+  end subroutine die_without_status
 
   subroutine expect(ok, what)
     logical, intent(in) :: ok
