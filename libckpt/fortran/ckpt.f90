@@ -24,6 +24,8 @@
 !> logical array is stored as a signed integer of the logical's storage size (4 bytes with
 !> gfortran), holding the compiler's bit pattern (gfortran: .true. = 1).
 !>
+!> Names, keys, values and the directory lose their trailing blanks (trim).
+!>
 !> Errors: every procedure takes an optional `integer, intent(out) :: status` (pass it by
 !> keyword, status=st), set to CKPT_OK or the C API's code; ckpt_last_error() gives the
 !> message. Without `status` a failure ends the program: after a collective call every
@@ -479,8 +481,13 @@ contains
       pdir = c_loc(cdir)
     end if
     rank = -1
-    s = from_c(c_fortran_open(int(comm, c_int), pdir, o, ck%h, rank))
+    s = c_fortran_open(int(comm, c_int), pdir, o, ck%h, rank)
     ck%rank = int(rank)
+    if (s == -1) then
+      s = local_fail(ck, "open", "the communicator is MPI_COMM_NULL")
+    else
+      s = from_c(int(s, c_int))
+    end if
     call finish(ck, s, status, .true.)
   end subroutine ckpt_open_int
 
@@ -708,15 +715,15 @@ contains
     logical :: more
     logical :: stop
     integer :: s
-    integer(c_int) :: ignored
     more = .false.
     if (present(status)) status = CKPT_OK
     if (.not. ck%restored) then
       call restore_common(ck, step, status=s)
     else
       call step_common(ck, step, stop, time, s)
-      if (s == CKPT_OK .and. stop) then
-        ignored = c_close(ck%h)
+      if (s == CKPT_OK .and. stop) then   ! (with exit_on_stop, step_common did not return)
+        s = from_c(c_close(ck%h))
+        call finish(ck, s, status, .true.)
         return
       end if
     end if

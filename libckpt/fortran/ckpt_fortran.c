@@ -14,13 +14,13 @@ size_t ckpt_fortran_options_size(void);
 void ckpt_fortran_exit(int code);
 
 /* ckpt_open on a Fortran communicator; also gives the caller's rank for the module's own
- * messages. Collective over comm. */
+ * messages. Returns -1 (no ckpt_status) for MPI_COMM_NULL. Collective over comm. */
 ckpt_status ckpt_fortran_open(MPI_Fint comm, const char *dir, const ckpt_options *opts,
                               ckpt_handle **out, int *rank) {
   MPI_Comm c = MPI_Comm_f2c(comm);
   *out = NULL;
   *rank = -1;
-  if (c == MPI_COMM_NULL) return CKPT_INVALID_ARGUMENT;
+  if (c == MPI_COMM_NULL) return (ckpt_status)-1; /* the module says why */
   if (MPI_Comm_rank(c, rank) != MPI_SUCCESS) *rank = -1;
   return ckpt_open(c, dir, opts, out);
 }

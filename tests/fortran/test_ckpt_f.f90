@@ -10,7 +10,7 @@
 !    dimension), rank 1 and rank 3 arrays, a block with ghost cells, replicated and
 !    per-rank values; saved at step 3 through a type(MPI_Comm) handle, restored into
 !    zeroed arrays through an integer (use mpi) handle; every value checked.
-! 2. Errors: protect after restore, a non-contiguous section, wrong number of extents,
+! 2. Errors: open on MPI_COMM_NULL, protect after restore, a non-contiguous section, wrong number of extents,
 !    a restore with another global shape (CKPT_MISMATCH on every rank), status names.
 ! 3. DIR/loop: the loop helper ckpt_steps with a stop request: stops after a checkpoint
 !    with exit code 75 (no exit_on_stop), then a new handle resumes and finishes.
@@ -272,6 +272,9 @@ contains
     integer :: s
     integer(int32) :: step
     real(real64), allocatable, target :: wrong(:, :)
+    call ckpt_open(ck, MPI_COMM_NULL, trim(dir)//"/null", status=s)
+    call expect(s == CKPT_INVALID_ARGUMENT, "open on MPI_COMM_NULL refused")
+    call expect(index(ckpt_last_error(), "MPI_COMM_NULL") > 0, "message: "//ckpt_last_error())
     call ckpt_open(ck, MPI_COMM_WORLD, trim(dir)//"/save", status=s, quiet=.true.)
     call expect_ok(s, "open 3")
     ! a section with a stride is not contiguous: refused, not silently copied
