@@ -11,7 +11,8 @@
   signal   SIGUSR1: checkpoint, exit 75, resume on another rank count, same result
   h5py     a fortran_heat checkpoint in h5py: u has shape (ny, nx), equals a numpy re-run
            of the same stencil bit for bit, and u(17, 5) matches the solver's own print;
-           `ckpt verify` accepts the directory
+           `ckpt verify` accepts the directory; with --pythonpath the Python package
+           loads it resharded onto 3 ranks (row blocks of the C-order array)
 
 Kills and signals land at steps chosen from the run's progress (CKPT_PROGRESS lines), drawn
 from --seed (printed) so a failure can be replayed; no delay is guessed.
@@ -219,6 +220,16 @@ def scenario_h5py(scratch, rng):
     print(f"  u(17,5) = {u120[4, 16]!r} printed by the solver = f['u'][4, 16] in h5py; "
           f"step 80 equals numpy bit for bit")
     verify(ckdir)
+    if ARGS.pythonpath:
+        # the Python package reads the Fortran run's checkpoint resharded onto 3 ranks
+        e = env()
+        e["PYTHONPATH"] = ARGS.pythonpath
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reshard_py.py")
+        p = subprocess.run([ARGS.mpiexec, "-n", "3", "/usr/bin/python3", script, ckdir, str(NX),
+                            str(NY)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, env=e, timeout=120)
+        assert p.returncode == 0 and "python reshard: ok" in p.stdout, p.stdout
+        print("  " + p.stdout.strip().splitlines()[-1])
 
 
 def scenario_api(scratch, rng):
@@ -297,6 +308,7 @@ def main():
     ap.add_argument("--prog")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--pythonpath", help="build/python: also load the checkpoint with ckpt for Python")
     ap.add_argument("--np", type=int, nargs="+", default=[2])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--every", type=int, default=40)
