@@ -10,8 +10,12 @@ ckpt_body.f90.in). ckpt.f90 is checked in, so building needs no Python; after ed
 template or this script run it again:
 
     /usr/bin/python3 libckpt/fortran/gen_ckpt_f90.py
+
+With --check it writes nothing and exits 1 when ckpt.f90 is not what it would write (a
+ctest, fortran_module_generated, runs that).
 """
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,16 +33,6 @@ TYPES = [
 
 def dims(rank):
     return "" if rank == 0 else "(" + ",".join([":"] * rank) + ")"
-
-
-def addr(rank):
-    if rank == 0:
-        return "c_loc(a)"
-    return "c_loc(a)"
-
-
-def specific_names(kind, ranks):
-    return [f"{kind}_{t[0]}_{r}" for t in TYPES for r in ranks]
 
 
 def gen_distributed():
@@ -120,9 +114,18 @@ def main():
         gen_values("pr"),
     ])
     text = tmpl.replace("@GENERIC_INTERFACES@", interfaces).replace("@SPECIFICS@", specifics)
-    with open(os.path.join(HERE, "ckpt.f90"), "w") as f:
+    out = os.path.join(HERE, "ckpt.f90")
+    if "--check" in sys.argv[1:]:
+        with open(out) as f:
+            if f.read() != text:
+                print("ckpt.f90 is out of date: run /usr/bin/python3 libckpt/fortran/gen_ckpt_f90.py")
+                return 1
+        print("ckpt.f90 is up to date")
+        return 0
+    with open(out, "w") as f:
         f.write(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
