@@ -1,5 +1,5 @@
 # Install rules: the library, its headers, the CMake package `ckpt` (find_package(ckpt))
-# and a pkg-config file (pkg-config ckpt). The CLI, the Python package and the SLURM
+# and a pkg-config file (pkg-config ckpt; pkg-config ckpt-fortran for the Fortran module). The CLI, the Python package and the SLURM
 # helpers install themselves from their own folders. Also the optional `doc` target.
 
 get_target_property(CKPT_LIBRARY_TYPE ckpt TYPE)
@@ -30,6 +30,12 @@ file(RELATIVE_PATH CKPT_PC_TO_PREFIX
 string(REGEX REPLACE "/$" "" CKPT_PC_TO_PREFIX "${CKPT_PC_TO_PREFIX}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/ckpt.pc.in ${PROJECT_BINARY_DIR}/ckpt.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ckpt.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# The Fortran module has its own .pc (pkg-config ckpt-fortran), next to ckpt.pc. Its
+# library, ckpt.mod and CMake targets install from libckpt/fortran/.
+if(TARGET ckpt_fortran)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/ckpt-fortran.pc.in ${PROJECT_BINARY_DIR}/ckpt-fortran.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/ckpt-fortran.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()
 
 # API reference from the public headers: `cmake --build build --target doc` when doxygen
 # is installed (Debian: doxygen). Output in build/docs/html.

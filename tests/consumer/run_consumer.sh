@@ -2,10 +2,13 @@
 # Installs the built ckpt into a scratch prefix and builds and runs a consumer project
 # against the installed tree: with find_package(ckpt) (C++ and, when the C API header is
 # installed, C) and with pkg-config. Also runs the installed Python package (save/load on
-# 2 ranks) and the installed `ckpt` tool.
-# usage: run_consumer.sh BUILD_DIR PROJECT_DIR MPIEXEC CMAKE CC CXX
+# 2 ranks) and the installed `ckpt` tool. With FC (ckpt built with its Fortran module), a
+# Fortran program builds against the installed module too, both ways.
+# usage: run_consumer.sh BUILD_DIR PROJECT_DIR MPIEXEC CMAKE CC CXX [FC]
 set -eu
-build=$1 project=$2 mpiexec=$3 cmake=$4 cc=$5 cxx=$6
+build=$1 project=$2 mpiexec=$3 cmake=$4 cc=$5 cxx=$6 fc=${7:-}
+fortran=OFF
+if [ -n "$fc" ]; then fortran=ON; fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-consumer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -32,7 +35,8 @@ echo "installed:"
 
 echo "== find_package(ckpt) consumer"
 "$cmake" -S "$project" -B "$work/build" -DCMAKE_PREFIX_PATH="$root" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" >"$work/configure.log" 2>&1 ||
+  -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DCONSUMER_FORTRAN=$fortran \
+  ${fc:+-DCMAKE_Fortran_COMPILER="$fc"} >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log"; echo "FAIL: configuring the consumer"; exit 1; }
 grep "C API" "$work/configure.log" || true
 "$cmake" --build "$work/build" -j1 >"$work/build.log" 2>&1 ||
@@ -42,6 +46,15 @@ if [ -x "$work/build/consumer_c" ]; then
   "$mpiexec" -n 2 "$work/build/consumer_c" "$work/run-cmake-c"
 else
   echo "NOTE: ckpt/ckpt.h is not installed; the C consumer was not built"
+fi
+if [ "$fortran" = ON ]; then
+  "$mpiexec" -n 2 "$work/build/consumer_f" "$work/run-cmake-f"
+  # A C/C++ project must not need Fortran even though this ckpt has its module.
+  "$cmake" -S "$project" -B "$work/build-c" -DCMAKE_PREFIX_PATH="$root" -DCONSUMER_FORTRAN=OFF \
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" >"$work/configure-c.log" 2>&1 ||
+    { cat "$work/configure-c.log"; echo "FAIL: configuring a C/C++ consumer of a ckpt with Fortran"; exit 1; }
+else
+  echo "NOTE: no Fortran compiler given; the Fortran consumer was not built"
 fi
 
 echo "== pkg-config consumer"
@@ -60,6 +73,17 @@ if [ -f "$root/include/ckpt/ckpt.h" ]; then
   "$cc" -std=c99 -O1 "$project/consumer.c" -o "$work/pc_c" $(pkg-config --cflags --libs ckpt) \
     -Wl,-rpath,"$libdir"
   "$mpiexec" -n 2 "$work/pc_c" "$work/run-pc-c"
+fi
+if [ "$fortran" = ON ]; then
+  [ -f "$PKG_CONFIG_PATH/ckpt-fortran.pc" ] || { echo "FAIL: no ckpt-fortran.pc installed"; exit 1; }
+  echo "pkg-config ckpt-fortran: $(pkg-config --cflags --libs ckpt-fortran)"
+  # mpifort adds the directory of mpi_f08.mod (Debian's ompi-fort.pc does not)
+  mpifort=$(dirname "$mpiexec")/mpifort
+  [ -x "$mpifort" ] || mpifort=mpifort
+  # shellcheck disable=SC2046
+  OMPI_FC="$fc" "$mpifort" -O1 "$project/consumer.f90" -o "$work/pc_f" -J "$work" \
+    $(pkg-config --cflags --libs ckpt-fortran) -Wl,-rpath,"$libdir"
+  "$mpiexec" -n 2 "$work/pc_f" "$work/run-pc-f"
 fi
 
 echo "== installed Python package"
@@ -86,5 +110,8 @@ fi
 if [ -x "$root/bin/capsid" ]; then
   # An installed app must find libckpt by its RUNPATH too.
   "$mpiexec" -n 1 "$root/bin/capsid" -n 12 -s 5 -e 0 -d "$work/run-capsid" | grep "^result:"
+fi
+if [ -x "$root/bin/fortran_heat" ]; then
+  "$mpiexec" -n 1 "$root/bin/fortran_heat" -s 5 -e 0 -d "$work/run-fheat" | grep "^result:"
 fi
 echo "consumer test: ok"

@@ -288,8 +288,9 @@ def parse_args(argv=None):
     p.add_argument("--heat", help="path of build/bin/heat")
     p.add_argument("--probe", help="path of the job_env probe")
     p.add_argument("--launch", default="srun", choices=["srun", "mpirun"])
-    p.add_argument("--app", default="heat", choices=["heat", "capsid", "heat-py"])
+    p.add_argument("--app", default="heat", choices=["heat", "capsid", "heat-py", "fortran-heat"])
     p.add_argument("--capsid", help="path of build/bin/capsid")
+    p.add_argument("--fortran-heat", help="path of build/bin/fortran_heat")
     p.add_argument("--pythonpath", help="directory holding the built ckpt Python package")
     return p.parse_args(argv)
 

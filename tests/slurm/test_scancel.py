@@ -4,7 +4,7 @@
 several times (from scancel directly, through srun or mpirun, and forwarded by
 ckpt-run). The second allocation resumes from that checkpoint and ends with the
 uninterrupted run's result. Runs the sbatch template of the app given by --app (heat,
-capsid, heat-py) with --launch srun or mpirun. (The templates' own --signal=B:USR1@120
+capsid, heat-py, fortran-heat) with --launch srun or mpirun. (The templates' own --signal=B:USR1@120
 cannot fire here: the time limit is 10 minutes.)"""
 import glob
 import os
@@ -48,6 +48,16 @@ def app_setup(args, work):
         env = {"CAPSID": args.capsid, "CAPSID_N": str(n), "CAPSID_STEPS": str(steps), "CAPSID_EVERY": "0"}
         ref = [args.capsid, "-n", str(n), "-s", str(steps), "-e", "0", "-d", ref_dir]
         return "capsid.sbatch", env, ref, {}, steps
+    if args.app == "fortran-heat":
+        nx, ny = 512, 256
+        # as for capsid: a calibration run, then about 15 s of work
+        steps = max(int(wall_rate([args.fortran_heat, "-nx", str(nx), "-ny", str(ny), "-s", "200",
+                                   "-e", "0", "-d", os.path.join(work, "rate-ckpt")], 200) * 15), 300)
+        env = {"FHEAT": args.fortran_heat, "FHEAT_NX": str(nx), "FHEAT_NY": str(ny),
+               "FHEAT_STEPS": str(steps), "FHEAT_EVERY": "0"}
+        ref = [args.fortran_heat, "-nx", str(nx), "-ny", str(ny), "-s", str(steps), "-e", "0",
+               "-d", ref_dir]
+        return "fortran-heat.sbatch", env, ref, {}, steps
     # heat-py: apps/heat.py with the built ckpt package
     n = 256
     py = "/usr/bin/python3"
@@ -99,6 +109,11 @@ def main():
         if args.app == "capsid":  # the C API's ckpt_step() leaves the message to the app
             stops = [int(x) for x in h.re.findall(r"^capsid: stopped at step (\d+), checkpointed", text, h.re.M)]
             h.check(len(stops) == 1, "capsid stops: %s" % stops)
+        elif args.app == "fortran-heat":
+            # the Fortran module exits 75 itself (exit_on_stop) and prints nothing: with
+            # -e 0 the stop checkpoint is the only one in the directory
+            stops = sorted(int(os.path.basename(f)[5:17]) for f in glob.glob(ckdir + "/ckpt-*.h5"))
+            h.check(len(stops) == 1, "fortran-heat checkpoints: %s" % stops)
         else:
             core_stops = h.CKPT_STOP_RE.findall(text)
             h.check([r for _, r in core_stops] == ["signal"], "ckpt stops: %s" % core_stops)
