@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
 import json
@@ -14,6 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import _ckpt
+from . import _objects as O
 from . import _state as S
 from ._errors import CheckpointError, UnsupportedValueError, make_error
 
@@ -100,9 +102,10 @@ def _on_root(comm, fn, *args):
 # save
 
 
-def _prepare(comm, state) -> tuple[list, str]:
+def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
     """Collective: flatten the state, agree on its structure and on which plain values are
-    equal on all ranks. Returns (field specs, tree JSON)."""
+    equal on all ranks. Returns (field specs, tree JSON). ``extra``: more entries of the
+    description (the Checkpointer's loop position), which must be equal on all ranks."""
     def local():
         if not isinstance(state, dict):
             raise make_error("invalid_argument", -1,
@@ -113,7 +116,7 @@ def _prepare(comm, state) -> tuple[list, str]:
         return flat, root
 
     flat, root = _run(comm, local)
-    struct = S.dumps(S.structure_of(root)).encode()
+    struct = S.dumps([S.structure_of(root), extra]).encode()
     sig = hashlib.blake2b(struct, digest_size=16).digest()
     ref_sig = comm.bcast(sig if comm.rank == 0 else None, root=0)
     differs = comm.allreduce(comm.rank if ref_sig != sig else comm.size, op=MPI.MIN)
@@ -134,8 +137,9 @@ def _prepare(comm, state) -> tuple[list, str]:
             continue
         node = f.node
         dts = node["dtype"]
+        ident = {k: node[k] for k in ("id",) if k in node}
         node.clear()
-        node.update({"t": "emptyarray", "dtype": dts})
+        node.update({"t": "emptyarray", "dtype": dts}, **ident)
         flat.leaves.append((node, f.path, list(f.user_shape), f.kind == "replicated"))
     flat.fields = kept
     encs = [S.dumps(enc).encode() for _, _, enc, _ in flat.leaves]
@@ -163,7 +167,9 @@ def _prepare(comm, state) -> tuple[list, str]:
     if per_rank_values:
         blob = np.frombuffer(S.dumps(per_rank_values).encode(), dtype=np.uint8).copy()
         fields.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
-    tree = S.dumps({"ckpt_python": S.FORMAT, "root": root})
+    doc = {"ckpt_python": S.format_of(root), "root": root}
+    doc.update(extra or {})
+    tree = S.dumps(doc)
     return fields, tree
 
 
@@ -226,6 +232,25 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
 _ALL = object()  # "load this subtree as it was saved"
 
 
+# Nodes that enter the memo before their contents (a cycle back to them finds them).
+_MUTABLE_FIRST = frozenset(("dict", "odict", "counter", "ddict", "list", "set", "deque", "obj"))
+
+
+def _find_id(root, i):
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            if n.get("id") == i and n.get("t") != "ref":
+                return n
+            for k, v in n.items():
+                if k in ("s", "k", "v", "kv", "d", "sl", "st") and isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(n, list):
+            stack.extend(x for x in n if isinstance(x, (dict, list)))
+    return None
+
+
 class _Loader:
     def __init__(self, comm, info: dict, keep_wrappers: bool):
         self.rank, self.size = comm.rank, comm.size
@@ -237,6 +262,9 @@ class _Loader:
         self.specs: list[S.FieldSpec] = []
         self.local_needed_by = None
         self.local_values = None
+        self.memo: dict = {}      # object id in the file -> the object built for it
+        self.planned: dict = {}   # object id -> builder of its first node
+        self.root = None
 
     def field(self, name, path):
         f = self.fields.get(name)
@@ -259,29 +287,99 @@ class _Loader:
 
     def build(self, node, like, path) -> S.Builder:
         t = node["t"]
-        if t == "dict":
-            items = node["k"]
-            if isinstance(like, dict):
-                saved = dict((k, v) for k, v in items)
-                chosen = []
-                for k, lv in like.items():
-                    if k not in saved:
-                        raise make_error(
-                            "missing_field", -1,
-                            f"load: {S.show_path(path + [k])} (in like=) is not in {self.file}; "
-                            f"it holds the keys {sorted(saved)}")
-                    chosen.append((k, self.build(saved[k], lv, path + [k])))
-            else:
-                chosen = [(k, self.build(v, _ALL, path + [k])) for k, v in items]
-            return lambda: {k: b() for k, b in chosen}
-        if t in ("list", "tuple"):
+        if t == "ref":
+            return self.build_ref(node, path)
+        i = node.get("id")
+        if i is not None and i in self.planned:
+            raise make_error("corrupt", -1, f"load: object {i!r} is defined twice in the state "
+                             f"description of {self.file}")
+        if i is not None:
+            self.planned[i] = None   # being planned: a ref inside it finds it in the memo
+        b = self.build1(node, like, path)
+        if i is not None:
+            if t not in _MUTABLE_FIRST:  # built after its contents: enter it in the memo then
+                inner = b
+
+                def b():
+                    v = inner()
+                    self.memo[i] = v
+                    return v
+            self.planned[i] = b
+        same = node.get("is")
+        if same is not None:   # a tuple reached again inside itself: the inner one is it
+            contents = b
+
+            def b():
+                contents()
+                return self.memo[same]
+        return b
+
+    def build_ref(self, node, path) -> S.Builder:
+        i = node.get("id")
+        if i not in self.planned:
+            # Its first node was left out by like=: plan it now, where it is in the file.
+            found = _find_id(self.root, i)
+            if found is None:
+                raise make_error("corrupt", -1, f"load: {S.show_path(path)} refers to object "
+                                 f"{i!r}, which is not in the state description of {self.file}")
+            self.planned[i] = self.build(found, _ALL, path)
+        def ref():
+            if i in self.memo:
+                return self.memo[i]
+            first = self.planned.get(i)
+            if first is None:
+                raise make_error("corrupt", -1, f"load: {S.show_path(path)} refers to object "
+                                 f"{i!r} before it is built, in {self.file}")
+            return first()
+        return ref
+
+    def find(self, name, kind, path):
+        return O.find_class(name, kind, S.show_path(path), self.file)
+
+    def build1(self, node, like, path) -> S.Builder:
+        t = node["t"]
+        i = node.get("id")
+        if t in S._DICTS.values():
+            return self.build_dict(node, like, path)
+        if t in ("list", "tuple", "set", "frozenset", "deque", "nt"):
             vals = node["v"]
-            if isinstance(like, (list, tuple)) and len(like) == len(vals):
-                bs = [self.build(v, lv, path + [i]) for i, (v, lv) in enumerate(zip(vals, like))]
+            if t == "nt":
+                cls = self.find(node.get("cls"), "namedtuple", path)
+                names = list(cls._fields)
+                sub = [path + [S.Attr(n)] for n in names[:len(vals)]]
+                sub += [path + [j] for j in range(len(sub), len(vals))]
+                if len(names) != len(vals):
+                    raise make_error("mismatch", -1,
+                                     f"load: {S.show_path(path)} is a {O.default_name(cls)} of "
+                                     f"{len(vals)} fields in {self.file}; the class has "
+                                     f"{len(names)} ({', '.join(names)})")
             else:
-                bs = [self.build(v, _ALL, path + [i]) for i, v in enumerate(vals)]
-            ctor = list if t == "list" else tuple
-            return lambda: ctor(b() for b in bs)
+                sub = [path + [j] for j in range(len(vals))]
+            if isinstance(like, (list, tuple)) and len(like) == len(vals) and t != "set":
+                bs = [self.build(v, lv, p) for v, lv, p in zip(vals, like, sub)]
+            else:
+                bs = [self.build(v, _ALL, p) for v, p in zip(vals, sub)]
+            if t == "tuple":
+                return lambda: tuple(b() for b in bs)
+            if t == "frozenset":
+                return lambda: frozenset(b() for b in bs)
+            if t == "nt":
+                return lambda: tuple.__new__(cls, [b() for b in bs])
+            maxlen = node.get("maxlen")
+
+            def make_seq():
+                out = (list() if t == "list" else set() if t == "set"
+                       else collections.deque(maxlen=None if maxlen is None else int(maxlen)))
+                if i is not None:
+                    self.memo[i] = out
+                if t == "set":
+                    out.update(b() for b in bs)
+                else:
+                    out.extend(b() for b in bs)
+                return out
+            return make_seq
+        if t == "obj":
+            return self.build_object(node, like, path)
         if t == "none":
             return lambda: None
         if t == "replicated":
@@ -310,8 +408,14 @@ class _Loader:
                 a = like.local if isinstance(like.local, np.ndarray) else np.empty(like.shape, dt)
                 return S.Distributed(a, like.offset, like.global_shape) if self.keep_wrappers else a
             return empty_block
+        decode = S.decode_leaf
+        if t == "enum":
+            cls = self.find(node.get("cls"), "enum", path)
+
+            def decode(n, enc):
+                return O.decode_plain(n, enc, lambda name, kind: cls)
         if "v" in node:
-            value = S.decode_leaf(node, node["v"])
+            value = decode(node, node["v"])
             return lambda: value
         if "r" in node:
             if self.nranks != self.size:
@@ -322,8 +426,81 @@ class _Loader:
             if self.local_needed_by is None:
                 self.local_needed_by = path
             idx = int(node["r"])
-            return lambda: S.decode_leaf(node, self.local_values[idx])
+            return lambda: decode(node, self.local_values[idx])
         raise make_error("corrupt", -1, f"load: unknown node {t!r} in {self.file}")
+
+    def build_dict(self, node, like, path) -> S.Builder:
+        t, i = node["t"], node.get("id")
+        if "kv" in node:
+            chosen = [(self.build(kn, _ALL, path + [f"<key {j}>"]), self.build(vn, _ALL, path + [j]))
+                      for j, (kn, vn) in enumerate(node["kv"])]
+        else:
+            items = node["k"]
+            if isinstance(like, dict):
+                saved = dict((k, v) for k, v in items)
+                chosen = []
+                for k, lv in like.items():
+                    if k not in saved:
+                        raise make_error(
+                            "missing_field", -1,
+                            f"load: {S.show_path(path + [k])} (in like=) is not in {self.file}; "
+                            f"it holds the keys {sorted(saved)}")
+                    chosen.append((k, self.build(saved[k], lv, path + [k])))
+            else:
+                chosen = [(k, self.build(v, _ALL, path + [k])) for k, v in items]
+        factory = None
+        if t == "ddict":
+            factory = O.find_factory(node.get("factory"), S.show_path(path), self.file)
+        kv = "kv" in node
+
+        def make_dict():
+            out = (collections.defaultdict(factory) if t == "ddict" else
+                   {"dict": dict, "odict": collections.OrderedDict,
+                    "counter": collections.Counter}[t]())
+            if i is not None:
+                self.memo[i] = out
+            for k, b in chosen:
+                if kv:
+                    out[k()] = b()
+                else:
+                    out[k] = b()
+            return out
+        return make_dict
+
+    def build_attrs(self, node, like_attrs, path) -> S.Builder:
+        if node.get("t") != "dict" or "k" not in node:
+            raise make_error("corrupt", -1, f"load: bad attributes of {S.show_path(path)} in "
+                             f"{self.file}")
+        bs = [(k, self.build(v, like_attrs.get(k, _ALL) if like_attrs else _ALL,
+                             path + [S.Attr(k)])) for k, v in node["k"]]
+        return lambda: {k: b() for k, b in bs}
+
+    def build_object(self, node, like, path) -> S.Builder:
+        where = S.show_path(path)
+        cls = self.find(node.get("cls"), "dataclass" if node.get("dc") else "class", path)
+        i = node.get("id")
+        like_attrs = None
+        if type(like) is cls and isinstance(getattr(like, "__dict__", None), dict):
+            like_attrs = like.__dict__
+        bst = self.build(node["st"], _ALL, path) if "st" in node else None
+        bd = self.build_attrs(node["d"], like_attrs, path) if "d" in node else None
+        bsl = self.build_attrs(node["sl"], None, path) if "sl" in node else None
+
+        def make_object():
+            obj = O.new_object(cls, where)
+            if i is not None:
+                self.memo[i] = obj
+            if bst is not None:
+                O.set_state(obj, bst(), where)
+            else:
+                d = bd() if bd is not None else None
+                sl = bsl() if bsl is not None else None
+                if getattr(obj, "__setstate__", None) is not None:
+                    obj.__setstate__((d, sl) if sl else d)
+                else:
+                    O.set_attrs(obj, d, sl)
+            return obj
+        return make_object
 
     def _target(self, like, shape, store_dt, dtype_str):
         """An array to restore into: `like` itself when it fits (in place), else new."""
@@ -439,7 +616,7 @@ def _read_tree(comm, info, quiet=None):
                 node = {"t": "array", "f": f["name"], "dtype": np.dtype(f["dtype"]).str,
                         "kind": kind}
             items.append([f["name"], node])
-        return {"t": "dict", "k": items}
+        return {"ckpt_python": 1, "root": {"t": "dict", "k": items}}
     if meta.startswith("@"):
         f = next((x for x in info["fields"] if x["name"] == meta[1:]), None)
         if f is None:
@@ -458,18 +635,26 @@ def _read_tree(comm, info, quiet=None):
     except ValueError as e:
         raise make_error("corrupt", -1, f"{info['path']}: the Python state description is not "
                          f"valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("ckpt_python") != S.FORMAT:
+    if not isinstance(doc, dict) or doc.get("ckpt_python") not in S.READ_FORMATS:
         raise make_error("unsupported_version", -1,
-                         f"{info['path']}: Python state format {doc.get('ckpt_python')!r} is not "
-                         f"supported by this version (reads {S.FORMAT}); upgrade ckpt")
-    return doc["root"]
+                         f"{info['path']}: Python state format "
+                         f"{doc.get('ckpt_python') if isinstance(doc, dict) else doc!r} is not "
+                         f"supported by this version (reads {', '.join(map(str, S.READ_FORMATS))});"
+                         " upgrade ckpt")
+    return doc
 
 
-def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None):
+def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None, doc_out=None):
     """Collective. (state, core): with make_core the core object that restored is kept open
-    (the Checkpointer goes on with it) and returned, else it is closed and None returned."""
-    root = _read_tree(comm, info)
+    (the Checkpointer goes on with it) and returned, else it is closed and None returned.
+    doc_out (a dict) receives the description's entries other than the state."""
+    doc = _read_tree(comm, info)
+    root = doc["root"]
+    if doc_out is not None:
+        doc_out.clear()
+        doc_out.update((k, v) for k, v in doc.items() if k not in ("ckpt_python", "root"))
     loader = _Loader(comm, info, keep_wrappers)
+    loader.root = root
 
     def plan():
         build = loader.build(root, like if like is not None else _ALL, [])
@@ -503,7 +688,7 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None):
     return _run(comm, finish), (core if make_core is not None else None)
 
 
-def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
+def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None, doc_out=None):
     """Collective. (state, step, time) of the newest valid checkpoint, or None."""
     _check_comm(comm)
     if like is not None and not isinstance(like, dict):
@@ -529,7 +714,7 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, make_core=None):
     for st, file in entries:
         try:
             info = _on_root(comm, _ckpt.inspect, file)
-            state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core)
+            state, core = _load_file(comm, info, like, keep_wrappers, quiet, make_core, doc_out)
             return state, info["step"], info["time"], core
         except CheckpointError as e:
             if step is not None or e.code not in _DAMAGE:
