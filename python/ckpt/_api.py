@@ -775,6 +775,93 @@ class StopReason(str):
         return self in ("signal", "time_limit", "requested")
 
 
+class Stopped(BaseException):
+    """Raised by ``Checkpointer.loop``/``phase`` (without exit_on_stop) after the stop
+    checkpoint, so that every enclosing loop ends at once; ``reason`` is the StopReason.
+    A BaseException like SystemExit, so that ``except Exception`` does not catch it."""
+
+    def __init__(self, reason):
+        super().__init__(f"ckpt: stopped ({reason}); the checkpoint is durable")
+        self.reason = StopReason(reason)
+        self.exit_code = EXIT_MORE_WORK
+
+
+class _Frame:
+    __slots__ = ("name", "n", "i", "done", "seen", "nonleaf", "phase")
+
+    def __init__(self, name, n, i, done, phase):
+        self.name, self.n, self.i, self.phase = name, n, i, phase
+        self.done = list(done)     # loops/phases finished in the current iteration
+        self.seen = set()          # entered by this process in the current iteration
+        self.nonleaf = bool(done)  # the current iteration entered a nested loop or phase
+
+    def next_iteration(self):
+        self.i += 1
+        self.done, self.seen, self.nonleaf = [], set(), False
+
+
+class _Position:
+    """Where the program is in its cp.loop/cp.phase structure, and the restored position
+    that the program re-enters (replay) after a restart."""
+
+    def __init__(self, saved):
+        saved = saved if isinstance(saved, dict) else {}
+        self.top_done = [str(x) for x in saved.get("done", [])]
+        self.top_seen: set[str] = set()
+        self.replay = [dict(f) for f in saved.get("stack", [])]
+        self.frames: list[_Frame] = []
+        self.halted = False
+
+    def doc(self) -> dict:
+        stack = [{"name": f.name, "i": f.i, "done": list(f.done)} for f in self.frames]
+        stack += self.replay[len(stack):]  # not re-entered yet: still where it was
+        return {"done": list(self.top_done), "stack": stack}
+
+    def enter(self, name, n, is_phase):
+        parent = self.frames[-1] if self.frames else None
+        done = parent.done if parent else self.top_done
+        seen = parent.seen if parent else self.top_seen
+        where = "/".join(f"{f.name}[{f.i}]" for f in self.frames) or "the top level"
+        if name in seen:
+            raise make_error("invalid_argument", -1,
+                             f"Checkpointer: '{name}' is entered twice in {where}; give each "
+                             "loop and phase of one iteration its own name (and use cp.loop, "
+                             "not range, for the enclosing loops)")
+        seen.add(name)
+        if parent is not None:
+            parent.nonleaf = True
+        if name in done:
+            return None   # done when the restored checkpoint was saved
+        d = len(self.frames)
+        if d < len(self.replay):
+            r = self.replay[d]
+            if r.get("name") != name:
+                raise make_error(
+                    "mismatch", -1,
+                    f"Checkpointer: the program entered '{name}' in {where}, but the restored "
+                    f"checkpoint was saved inside '{r.get('name')}' there; the loops and phases "
+                    "must be the same as in the run that saved it")
+            frame = _Frame(name, n, int(r.get("i", 0)), [str(x) for x in r.get("done", [])],
+                           is_phase)
+            if d < len(self.replay) - 1:
+                frame.nonleaf = True
+            else:
+                self.replay = []   # back where the checkpoint was saved
+        else:
+            frame = _Frame(name, n, 0, [], is_phase)
+        self.frames.append(frame)
+        return frame
+
+    def leave(self, frame):
+        if not self.frames or self.frames[-1] is not frame:
+            return
+        self.frames.pop()
+        parent = self.frames[-1] if self.frames else None
+        (parent.done if parent else self.top_done).append(frame.name)
+        if len(self.frames) < len(self.replay):
+            self.replay = []
+
+
 class Checkpointer:
     """A checkpointed main loop.
 
@@ -833,7 +920,7 @@ class Checkpointer:
             raise TypeError("ckpt.Checkpointer.restore: default_state must be a dict")
         self._core.close()  # the load below takes the directory with its own core object
         r = _load(self.comm, self.path, None, default_state, keep_wrappers=True,
-                  make_core=self._new_core)
+                  make_core=self._new_core, doc_out=self._reset_position())
         if r is None:
             self._core = self._new_core()
             self.state, self.step, self.restored_step = default_state, 0, None
@@ -849,7 +936,7 @@ class Checkpointer:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
-        fields, tree = _prepare(self.comm, self.state)
+        fields, tree = _prepare(self.comm, self.state, self._position_doc())
         self._core.wait()   # an async save still in flight: commit it (or raise its error)
         self._core.close()
         self._core = self._new_core()
@@ -880,17 +967,123 @@ class Checkpointer:
                 self._core.wait()  # the final checkpoint is durable when the loop ends
                 break
             if reason not in ("none", "finished"):
-                self._core.wait()  # durable before anyone is told "stopped"
-                self._stopped = StopReason(reason)
-                _ckpt._clear_stop_flag()
-                if self.comm.rank == 0 and not self._core.options()["quiet"]:
-                    print(f"ckpt: stopping after step {step} ({reason}); checkpoint is durable",
-                          file=sys.stderr, flush=True)
-                if self.exit_on_stop:
-                    sys.stdout.flush()
-                    raise SystemExit(EXIT_MORE_WORK)
+                self._announce_stop(step, reason)
                 return
         self._stopped = StopReason("finished")
+
+    def _announce_stop(self, step, reason):
+        """After the stop checkpoint: durable before anyone is told "stopped"; with
+        exit_on_stop, exits (SystemExit(75))."""
+        self._core.wait()
+        self._stopped = StopReason(reason)
+        _ckpt._clear_stop_flag()
+        if self.comm.rank == 0 and not self._core.options()["quiet"]:
+            print(f"ckpt: stopping after step {step} ({reason}); checkpoint is durable",
+                  file=sys.stderr, flush=True)
+        if self.exit_on_stop:
+            sys.stdout.flush()
+            raise SystemExit(EXIT_MORE_WORK)
+
+    # ----------------------------------------------------------------------------------
+    # Nested loops and phases: the position (which loops are running at which index,
+    # which phases and loops are done) is saved with the state, in the description's
+    # "position" entry, and restored with it.
+
+    def loop(self, name: str, n: int):
+        """A checkpointed loop that may be nested: ``for sweep in cp.loop("sweep", 8): for t
+        in cp.loop("t", 10000): ...``. Yields the indices 0..n-1, or, after a restore, from
+        the saved index on; a loop that was done when the checkpoint was saved yields
+        nothing. The policy counts the steps of the innermost loops (an iteration that
+        runs no nested loop or phase is one step; ``cp.step`` counts them all). A stop
+        (signal, time limit, request_stop()) checkpoints after the current step and ends
+        every loop: with exit_on_stop=True the program exits with status 75, otherwise
+        ``ck.Stopped`` is raised (catch it outside the loops). Names must differ between
+        the loops and phases of one iteration of the enclosing loop. Collective."""
+        return self._iterate(str(name), int(n), False)
+
+    def phase(self, name: str):
+        """A named phase that runs once: ``for _ in cp.phase("spin-up"): ...`` runs the body,
+        unless a restored checkpoint was saved after the phase was done (then the body is
+        skipped). (A ``with`` block cannot be skipped in Python, hence the one-pass
+        ``for``.) A phase that runs no loop inside counts as one step for the policy; a
+        stop lands at its end. Phases may hold loops and nest in loops (their completion is
+        then recorded per iteration of the enclosing loop). Collective."""
+        return self._iterate(str(name), 1, True)
+
+    @property
+    def position(self) -> tuple:
+        """The running loops and phases, outermost first, as (name, index) pairs (a phase's
+        index is 0)."""
+        pos = self.__dict__.get("_pos")
+        return tuple((f.name, f.i) for f in pos.frames) if pos is not None else ()
+
+    @property
+    def restored_position(self) -> dict | None:
+        """The position saved in the restored checkpoint: ``{"done": [names done at the
+        top level], "stack": [{"name", "i", "done"}, ...]}`` (outermost first: the index
+        each loop was at and what was done inside it), or None."""
+        return (self.__dict__.get("_saved_doc") or {}).get("position")
+
+    def _reset_position(self) -> dict:
+        """Called by restore(): forget the loops; returns the dict that receives the
+        restored description's extra entries."""
+        self._pos = None
+        self._saved_doc = {}
+        return self._saved_doc
+
+    def _position_doc(self) -> dict | None:
+        pos = self.__dict__.get("_pos")
+        return None if pos is None else {"position": pos.doc()}
+
+    def _iterate(self, name, n, is_phase):
+        if self.state is None:
+            raise make_error("invalid_argument", -1,
+                             f"Checkpointer.{'phase' if is_phase else 'loop'}: call "
+                             "restore(default_state) first")
+        pos = self.__dict__.get("_pos")
+        if pos is None:
+            pos = self._pos = _Position(self.restored_position)
+        frame = pos.enter(name, n, is_phase)
+        if frame is None:
+            return   # done before the checkpoint was saved
+        self._stopped = StopReason("none")
+        completed = False
+        try:
+            while frame.i < n:
+                yield None if is_phase else frame.i
+                leaf = not frame.nonleaf
+                frame.next_iteration()
+                if frame.i >= n:
+                    pos.leave(frame)
+                    completed = True
+                if leaf:
+                    self._leaf_step(pos)
+            if not completed:
+                pos.leave(frame)
+                completed = True
+            if not pos.frames:
+                # The end of a top-level loop or phase: the final checkpoint.
+                if self.final and self._last_saved != self.step:
+                    self.save(self.step)
+                self._core.wait()
+                self._stopped = StopReason("finished")
+        except GeneratorExit:   # break out of the loop: it is over
+            if not completed and not pos.halted:
+                pos.leave(frame)
+            raise
+
+    def _leaf_step(self, pos):
+        self.step += 1
+        step = self.step
+        due = self._core.should_checkpoint(step)
+        reason = self._core.stopped
+        stop = reason not in ("none", "finished")
+        if (due or stop) and self._last_saved != step:
+            self.save(step)
+        if stop:
+            pos.halted = True
+            self._announce_stop(step, reason)
+            raise Stopped(reason)
 
     def request_stop(self) -> None:
         """Asks the loop to checkpoint and stop at the next step boundary (local,
