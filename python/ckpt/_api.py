@@ -124,7 +124,8 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
         raise make_error("invalid_argument", differs,
                          f"save: the state on rank {differs} has different keys, value types, "
                          "array dtypes or dimensions than on rank 0; every rank must pass the "
-                         "same structure (values may differ)")
+                         "same structure (values may differ; sets of the same size, the same "
+                         "objects shared)")
     # Arrays that are empty on every rank are described in the tree instead of becoming
     # zero-size datasets (the core cannot write those yet).
     sizes = np.array([f.array.size for f in flat.fields], dtype=np.int64)
