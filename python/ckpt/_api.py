@@ -112,11 +112,13 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
                              f"save: state must be a dict, got {type(state).__name__}",
                              UnsupportedValueError)
         flat = S.Flat()
-        root = S.flatten(state, [], [], flat, False)
+        with S.deep_recursion("save"):
+            root = S.flatten(state, [], [], flat, False)
         return flat, root
 
     flat, root = _run(comm, local)
-    struct = S.dumps([S.structure_of(root), extra]).encode()
+    with S.deep_recursion("save"):
+        struct = S.dumps([S.structure_of(root), extra]).encode()
     sig = hashlib.blake2b(struct, digest_size=16).digest()
     ref_sig = comm.bcast(sig if comm.rank == 0 else None, root=0)
     differs = comm.allreduce(comm.rank if ref_sig != sig else comm.size, op=MPI.MIN)
@@ -170,7 +172,8 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
         fields.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
     doc = {"ckpt_python": S.format_of(root), "root": root}
     doc.update(extra or {})
-    tree = S.dumps(doc)
+    with S.deep_recursion("save"):
+        tree = S.dumps(doc)
     return fields, tree
 
 
@@ -632,7 +635,8 @@ def _read_tree(comm, info, quiet=None):
             core.close()
         meta = buf.tobytes().decode("utf-8")
     try:
-        doc = json.loads(meta)
+        with S.deep_recursion("load"):
+            doc = json.loads(meta)
     except ValueError as e:
         raise make_error("corrupt", -1, f"{info['path']}: the Python state description is not "
                          f"valid JSON ({e})") from None
@@ -658,7 +662,8 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None, doc_
     loader.root = root
 
     def plan():
-        build = loader.build(root, like if like is not None else _ALL, [])
+        with S.deep_recursion("load"):
+            build = loader.build(root, like if like is not None else _ALL, [])
         if loader.local_needed_by is not None:
             f = loader.field(S.LOCAL_FIELD, loader.local_needed_by)
             blob = np.empty(tuple(loader.my_block(f)["local_shape"]), dtype=np.uint8)
@@ -684,7 +689,8 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, make_core=None, doc_
     def finish():
         if loader.local_needed_by is not None:
             loader.local_values = json.loads(loader.local_blob.tobytes().decode("utf-8"))
-        return build()
+        with S.deep_recursion("load"):
+            return build()
 
     return _run(comm, finish), (core if make_core is not None else None)
 

@@ -18,11 +18,13 @@ runs code. Layout of one checkpoint written by the Python bindings:
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import math
 import random
 import re
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -281,6 +283,26 @@ def _unsupported(value, path) -> CheckpointError:
                "Fraction, Decimal, ckpt.Distributed, ckpt.Replicated, "
                "numpy.random.Generator/RandomState and random.Random")
     return make_error("invalid_argument", -1, f"save: {where} {why}", UnsupportedValueError)
+
+
+DEPTH_LIMIT = 20000
+
+
+@contextlib.contextmanager
+def deep_recursion(what: str):
+    """Flattening and rebuilding recurse once per level of nesting: allow deep object
+    graphs (linked lists of objects) and turn the rest into a clear error."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, DEPTH_LIMIT))
+    try:
+        yield
+    except RecursionError:
+        raise make_error("invalid_argument", -1,
+                         f"{what}: the state is nested too deeply (objects or containers "
+                         f"inside each other more than about {DEPTH_LIMIT // 12} levels); "
+                         "store long chains as lists", UnsupportedValueError) from None
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _leaf(tag: str, encoded, node_extra=None):
