@@ -26,7 +26,7 @@ import fractions
 import pathlib
 import sys
 
-from ._errors import CheckpointError, UnsupportedValueError, make_error
+from ._errors import UnsupportedValueError, make_error
 
 _CLASSES: dict[str, type] = {}       # name -> registered class
 _FUNCS: dict[str, object] = {}       # name -> registered function (defaultdict factories)
@@ -421,4 +421,4 @@ def sort_key(x) -> str:
     return f"{default_name(t)}:{r}"
 
 
-__all__ = ["register", "saveable", "unregister", "CheckpointError"]
+__all__ = ["register", "saveable", "unregister"]

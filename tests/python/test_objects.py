@@ -378,7 +378,6 @@ def test_crafted_class_names_run_and_import_nothing(comm, shared_dir, tmp_path, 
 
 def test_h5py_sees_arrays_in_objects_under_readable_names(comm, shared_dir):
     import h5py
-    from mpi4py import MPI
     agents = [Agent(f"a{i}", comm.rank) for i in range(2)]
     f = ck.save(comm, {"particles": every_object(comm.rank)["particles"], "agents": agents,
                        "slotted": Slotted(comm.rank)}, shared_dir)
@@ -391,3 +390,17 @@ def test_h5py_sees_arrays_in_objects_under_readable_names(comm, shared_dir):
             assert n in names, sorted(names)
         assert np.array_equal(h["particles.0.pos"][...],
                               np.concatenate([np.arange(3.0) + r for r in range(comm.size)]))
+
+
+def test_like_templates_reach_inside_objects(comm, shared_dir):
+    a = Agent("a", comm.rank)
+    a.grid = ck.Distributed(np.arange(4.0) + 4 * comm.rank, (4 * comm.rank,), (4 * comm.size,))
+    ck.save(comm, {"a": a}, shared_dir)
+    t = Agent("t", 99)
+    t.memory[:] = -1.0
+    buf = np.zeros(4)
+    t.grid = ck.Distributed(buf, (4 * comm.rank,), (4 * comm.size,))
+    got = ck.load(comm, shared_dir, like={"a": t})
+    assert got["a"] is not t and got["a"].name == "a"
+    assert got["a"].memory is t.memory and (t.memory == comm.rank).all()   # filled in place
+    assert got["a"].grid is buf and np.array_equal(buf, np.arange(4.0) + 4 * comm.rank)
