@@ -958,6 +958,9 @@ class Checkpointer:
         if self.state is None:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.steps: call restore(default_state) first")
+        if self.position:
+            raise make_error("invalid_argument", -1, "Checkpointer.steps: not inside "
+                             "cp.loop/cp.phase; use cp.loop(name, n) for nested loops")
         total = int(total)
         self._stopped = StopReason("none")
         step = self.step

@@ -361,6 +361,9 @@ def encode_plain(value, where):
     return None
 
 
+PLAIN_TYPES = frozenset((datetime.datetime, datetime.date, datetime.time, datetime.timedelta,
+                         fractions.Fraction, decimal.Decimal, *_PATHS.values()))
+
 PLAIN_TAGS = ("datetime", "date", "time", "timedelta", "fraction", "decimal", "path", "enum")
 
 

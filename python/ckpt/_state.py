@@ -323,7 +323,7 @@ def _tracked(value) -> bool:
         return False
     if isinstance(value, (tuple, frozenset)) and not value:
         return False
-    return O.encode_plain(value, "") is None
+    return t not in O.PLAIN_TYPES
 
 
 def flatten(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:

@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import sys
 import typing
+import zoneinfo
 
 import numpy as np
 import pytest
@@ -183,6 +184,7 @@ def every_object(rank):
             "dt": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
             "dt_off": datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone(
                 datetime.timedelta(hours=-5), "EST")),
+            "dt_zone": datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
             "date": datetime.date(2020, 2, 29), "time": datetime.time(23, 59, 1, 5),
             "td": datetime.timedelta(days=-1, seconds=5, microseconds=7),
         },
