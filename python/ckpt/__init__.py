@@ -12,10 +12,11 @@ written atomically with checksums by the ckpt C++ core. A state is stored as dat
 from mpi4py import MPI as _MPI  # noqa: F401  (initialises MPI before the extension loads)
 
 from . import _ckpt
-from ._api import (EXIT_MORE_WORK, Checkpointer, StopReason, checkpoint_info,
+from ._api import (EXIT_MORE_WORK, Checkpointer, Stopped, StopReason, checkpoint_info,
                    list_checkpoints, load, save, verify)
 from ._errors import CheckpointError, UnsupportedValueError
 from ._map import map
+from ._objects import register, saveable
 from ._state import Distributed, Replicated
 
 __version__ = _ckpt.library_version()
@@ -32,6 +33,7 @@ def add_arguments(parser, every: int = 0, dir: str = "checkpoints") -> None:
 
 __all__ = [
     "save", "load", "Distributed", "Replicated", "Checkpointer", "StopReason", "map",
+    "register", "saveable", "Stopped",
     "CheckpointError", "UnsupportedValueError", "list_checkpoints", "checkpoint_info",
     "verify", "xxh3_128", "add_arguments", "EXIT_MORE_WORK", "__version__",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
 import json
@@ -14,7 +15,9 @@ import numpy as np
 from mpi4py import MPI
 
 from . import _ckpt
+from . import _objects as O
 from . import _state as S
+from ._loops import _Position
 from ._errors import CheckpointError, UnsupportedValueError, make_error
 
 EXIT_MORE_WORK = _ckpt.EXIT_MORE_WORK
@@ -99,20 +102,23 @@ def _on_root(comm, fn, *args):
 # save
 
 
-def _prepare(comm, state) -> tuple[list, str]:
+def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
     """Collective: flatten the state, agree on its structure and on which plain values are
-    equal on all ranks. Returns (field specs, tree JSON)."""
+    equal on all ranks. Returns (field specs, tree JSON). ``extra``: more entries of the
+    description (the Checkpointer's loop position), which must be equal on all ranks."""
     def local():
         if not isinstance(state, dict):
             raise make_error("invalid_argument", -1,
                              f"save: state must be a dict, got {type(state).__name__}",
                              UnsupportedValueError)
         flat = S.Flat()
-        root = S.flatten(state, [], [], flat, False)
+        with S.deep_recursion("save"):
+            root = S.flatten(state, [], [], flat, False)
         return flat, root
 
     flat, root = _run(comm, local)
-    struct = S.dumps(S.structure_of(root)).encode()
+    with S.deep_recursion("save"):
+        struct = S.dumps([S.structure_of(root), extra]).encode()
     sig = hashlib.blake2b(struct, digest_size=16).digest()
     ref_sig = comm.bcast(sig if comm.rank == 0 else None, root=0)
     differs = comm.allreduce(comm.rank if ref_sig != sig else comm.size, op=MPI.MIN)
@@ -120,7 +126,8 @@ def _prepare(comm, state) -> tuple[list, str]:
         raise make_error("invalid_argument", differs,
                          f"save: the state on rank {differs} has different keys, value types, "
                          "array dtypes or dimensions than on rank 0; every rank must pass the "
-                         "same structure (values may differ)")
+                         "same structure (values may differ; sets of the same size, the same "
+                         "objects shared)")
     # Arrays that are empty on every rank are described in the tree instead of becoming
     # zero-size datasets (the core cannot write those yet).
     sizes = np.array([f.array.size for f in flat.fields], dtype=np.int64)
@@ -133,8 +140,9 @@ def _prepare(comm, state) -> tuple[list, str]:
             continue
         node = f.node
         dts = node["dtype"]
+        ident = {k: node[k] for k in ("id",) if k in node}
         node.clear()
-        node.update({"t": "emptyarray", "dtype": dts})
+        node.update({"t": "emptyarray", "dtype": dts}, **ident)
         flat.leaves.append((node, f.path, list(f.user_shape), f.kind == "replicated"))
     flat.fields = kept
     encs = [S.dumps(enc).encode() for _, _, enc, _ in flat.leaves]
@@ -162,7 +170,10 @@ def _prepare(comm, state) -> tuple[list, str]:
     if per_rank_values:
         blob = np.frombuffer(S.dumps(per_rank_values).encode(), dtype=np.uint8).copy()
         fields.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
-    tree = S.dumps({"ckpt_python": S.FORMAT, "root": root})
+    doc = {"ckpt_python": S.format_of(root), "root": root}
+    doc.update(extra or {})
+    with S.deep_recursion("save"):
+        tree = S.dumps(doc)
     return fields, tree
 
 
@@ -227,6 +238,25 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
 _ALL = object()  # "load this subtree as it was saved"
 
 
+# Nodes that enter the memo before their contents (a cycle back to them finds them).
+_MUTABLE_FIRST = frozenset(("dict", "odict", "counter", "ddict", "list", "set", "deque", "obj"))
+
+
+def _find_id(root, i):
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            if n.get("id") == i and n.get("t") != "ref":
+                return n
+            for k, v in n.items():
+                if k in ("s", "k", "v", "kv", "d", "sl", "st") and isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(n, list):
+            stack.extend(x for x in n if isinstance(x, (dict, list)))
+    return None
+
+
 class _Loader:
     def __init__(self, comm, info: dict, keep_wrappers: bool):
         self.rank, self.size = comm.rank, comm.size
@@ -238,6 +268,9 @@ class _Loader:
         self.specs: list[S.FieldSpec] = []
         self.local_needed_by = None
         self.local_values = None
+        self.memo: dict = {}      # object id in the file -> the object built for it
+        self.planned: dict = {}   # object id -> builder of its first node
+        self.root = None
 
     def field(self, name, path):
         f = self.fields.get(name)
@@ -260,29 +293,99 @@ class _Loader:
 
     def build(self, node, like, path) -> S.Builder:
         t = node["t"]
-        if t == "dict":
-            items = node["k"]
-            if isinstance(like, dict):
-                saved = dict((k, v) for k, v in items)
-                chosen = []
-                for k, lv in like.items():
-                    if k not in saved:
-                        raise make_error(
-                            "missing_field", -1,
-                            f"load: {S.show_path(path + [k])} (in like=) is not in {self.file}; "
-                            f"it holds the keys {sorted(saved)}")
-                    chosen.append((k, self.build(saved[k], lv, path + [k])))
-            else:
-                chosen = [(k, self.build(v, _ALL, path + [k])) for k, v in items]
-            return lambda: {k: b() for k, b in chosen}
-        if t in ("list", "tuple"):
+        if t == "ref":
+            return self.build_ref(node, path)
+        i = node.get("id")
+        if i is not None and i in self.planned:
+            raise make_error("corrupt", -1, f"load: object {i!r} is defined twice in the state "
+                             f"description of {self.file}")
+        if i is not None:
+            self.planned[i] = None   # being planned: a ref inside it finds it in the memo
+        b = self.build1(node, like, path)
+        if i is not None:
+            if t not in _MUTABLE_FIRST:  # built after its contents: enter it in the memo then
+                inner = b
+
+                def b():
+                    v = inner()
+                    self.memo[i] = v
+                    return v
+            self.planned[i] = b
+        same = node.get("is")
+        if same is not None:   # a tuple reached again inside itself: the inner one is it
+            contents = b
+
+            def b():
+                contents()
+                return self.memo[same]
+        return b
+
+    def build_ref(self, node, path) -> S.Builder:
+        i = node.get("id")
+        if i not in self.planned:
+            # Its first node was left out by like=: plan it now, where it is in the file.
+            found = _find_id(self.root, i)
+            if found is None:
+                raise make_error("corrupt", -1, f"load: {S.show_path(path)} refers to object "
+                                 f"{i!r}, which is not in the state description of {self.file}")
+            self.planned[i] = self.build(found, _ALL, path)
+        def ref():
+            if i in self.memo:
+                return self.memo[i]
+            first = self.planned.get(i)
+            if first is None:
+                raise make_error("corrupt", -1, f"load: {S.show_path(path)} refers to object "
+                                 f"{i!r} before it is built, in {self.file}")
+            return first()
+        return ref
+
+    def find(self, name, kind, path):
+        return O.find_class(name, kind, S.show_path(path), self.file)
+
+    def build1(self, node, like, path) -> S.Builder:
+        t = node["t"]
+        i = node.get("id")
+        if t in S._DICTS.values():
+            return self.build_dict(node, like, path)
+        if t in ("list", "tuple", "set", "frozenset", "deque", "nt"):
             vals = node["v"]
-            if isinstance(like, (list, tuple)) and len(like) == len(vals):
-                bs = [self.build(v, lv, path + [i]) for i, (v, lv) in enumerate(zip(vals, like))]
+            if t == "nt":
+                cls = self.find(node.get("cls"), "namedtuple", path)
+                names = list(cls._fields)
+                sub = [path + [S.Attr(n)] for n in names[:len(vals)]]
+                sub += [path + [j] for j in range(len(sub), len(vals))]
+                if len(names) != len(vals):
+                    raise make_error("mismatch", -1,
+                                     f"load: {S.show_path(path)} is a {O.default_name(cls)} of "
+                                     f"{len(vals)} fields in {self.file}; the class has "
+                                     f"{len(names)} ({', '.join(names)})")
             else:
-                bs = [self.build(v, _ALL, path + [i]) for i, v in enumerate(vals)]
-            ctor = list if t == "list" else tuple
-            return lambda: ctor(b() for b in bs)
+                sub = [path + [j] for j in range(len(vals))]
+            if isinstance(like, (list, tuple)) and len(like) == len(vals) and t != "set":
+                bs = [self.build(v, lv, p) for v, lv, p in zip(vals, like, sub)]
+            else:
+                bs = [self.build(v, _ALL, p) for v, p in zip(vals, sub)]
+            if t == "tuple":
+                return lambda: tuple(b() for b in bs)
+            if t == "frozenset":
+                return lambda: frozenset(b() for b in bs)
+            if t == "nt":
+                return lambda: tuple.__new__(cls, [b() for b in bs])
+            maxlen = node.get("maxlen")
+
+            def make_seq():
+                out = (list() if t == "list" else set() if t == "set"
+                       else collections.deque(maxlen=None if maxlen is None else int(maxlen)))
+                if i is not None:
+                    self.memo[i] = out
+                if t == "set":
+                    out.update(b() for b in bs)
+                else:
+                    out.extend(b() for b in bs)
+                return out
+            return make_seq
+        if t == "obj":
+            return self.build_object(node, like, path)
         if t == "none":
             return lambda: None
         if t == "replicated":
@@ -311,8 +414,14 @@ class _Loader:
                 a = like.local if isinstance(like.local, np.ndarray) else np.empty(like.shape, dt)
                 return S.Distributed(a, like.offset, like.global_shape) if self.keep_wrappers else a
             return empty_block
+        decode = S.decode_leaf
+        if t == "enum":
+            cls = self.find(node.get("cls"), "enum", path)
+
+            def decode(n, enc):
+                return O.decode_plain(n, enc, lambda name, kind: cls)
         if "v" in node:
-            value = S.decode_leaf(node, node["v"])
+            value = decode(node, node["v"])
             return lambda: value
         if "r" in node:
             if self.nranks != self.size:
@@ -323,8 +432,81 @@ class _Loader:
             if self.local_needed_by is None:
                 self.local_needed_by = path
             idx = int(node["r"])
-            return lambda: S.decode_leaf(node, self.local_values[idx])
+            return lambda: decode(node, self.local_values[idx])
         raise make_error("corrupt", -1, f"load: unknown node {t!r} in {self.file}")
+
+    def build_dict(self, node, like, path) -> S.Builder:
+        t, i = node["t"], node.get("id")
+        if "kv" in node:
+            chosen = [(self.build(kn, _ALL, path + [f"<key {j}>"]), self.build(vn, _ALL, path + [j]))
+                      for j, (kn, vn) in enumerate(node["kv"])]
+        else:
+            items = node["k"]
+            if isinstance(like, dict):
+                saved = dict((k, v) for k, v in items)
+                chosen = []
+                for k, lv in like.items():
+                    if k not in saved:
+                        raise make_error(
+                            "missing_field", -1,
+                            f"load: {S.show_path(path + [k])} (in like=) is not in {self.file}; "
+                            f"it holds the keys {sorted(saved)}")
+                    chosen.append((k, self.build(saved[k], lv, path + [k])))
+            else:
+                chosen = [(k, self.build(v, _ALL, path + [k])) for k, v in items]
+        factory = None
+        if t == "ddict":
+            factory = O.find_factory(node.get("factory"), S.show_path(path), self.file)
+        kv = "kv" in node
+
+        def make_dict():
+            out = (collections.defaultdict(factory) if t == "ddict" else
+                   {"dict": dict, "odict": collections.OrderedDict,
+                    "counter": collections.Counter}[t]())
+            if i is not None:
+                self.memo[i] = out
+            for k, b in chosen:
+                if kv:
+                    out[k()] = b()
+                else:
+                    out[k] = b()
+            return out
+        return make_dict
+
+    def build_attrs(self, node, like_attrs, path) -> S.Builder:
+        if node.get("t") != "dict" or "k" not in node:
+            raise make_error("corrupt", -1, f"load: bad attributes of {S.show_path(path)} in "
+                             f"{self.file}")
+        bs = [(k, self.build(v, like_attrs.get(k, _ALL) if like_attrs else _ALL,
+                             path + [S.Attr(k)])) for k, v in node["k"]]
+        return lambda: {k: b() for k, b in bs}
+
+    def build_object(self, node, like, path) -> S.Builder:
+        where = S.show_path(path)
+        cls = self.find(node.get("cls"), "dataclass" if node.get("dc") else "class", path)
+        i = node.get("id")
+        like_attrs = None
+        if type(like) is cls and isinstance(getattr(like, "__dict__", None), dict):
+            like_attrs = like.__dict__
+        bst = self.build(node["st"], _ALL, path) if "st" in node else None
+        bd = self.build_attrs(node["d"], like_attrs, path) if "d" in node else None
+        bsl = self.build_attrs(node["sl"], None, path) if "sl" in node else None
+
+        def make_object():
+            obj = O.new_object(cls, where)
+            if i is not None:
+                self.memo[i] = obj
+            if bst is not None:
+                O.set_state(obj, bst(), where)
+            else:
+                d = bd() if bd is not None else None
+                sl = bsl() if bsl is not None else None
+                if getattr(obj, "__setstate__", None) is not None:
+                    obj.__setstate__((d, sl) if sl else d)
+                else:
+                    O.set_attrs(obj, d, sl)
+            return obj
+        return make_object
 
     def _target(self, like, shape, store_dt, dtype_str):
         """An array to restore into: `like` itself when it fits (in place), else new."""
@@ -440,7 +622,7 @@ def _read_tree(comm, info, quiet=None, core=None):
                 node = {"t": "array", "f": f["name"], "dtype": np.dtype(f["dtype"]).str,
                         "kind": kind}
             items.append([f["name"], node])
-        return {"t": "dict", "k": items}
+        return {"ckpt_python": 1, "root": {"t": "dict", "k": items}}
     if meta.startswith("@"):
         f = next((x for x in info["fields"] if x["name"] == meta[1:]), None)
         if f is None:
@@ -461,25 +643,35 @@ def _read_tree(comm, info, quiet=None, core=None):
                 core.clear_fields()
         meta = buf.tobytes().decode("utf-8")
     try:
-        doc = json.loads(meta)
+        with S.deep_recursion("load"):
+            doc = json.loads(meta)
     except ValueError as e:
         raise make_error("corrupt", -1, f"{info['path']}: the Python state description is not "
                          f"valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("ckpt_python") != S.FORMAT:
+    if not isinstance(doc, dict) or doc.get("ckpt_python") not in S.READ_FORMATS:
         raise make_error("unsupported_version", -1,
-                         f"{info['path']}: Python state format {doc.get('ckpt_python')!r} is not "
-                         f"supported by this version (reads {S.FORMAT}); upgrade ckpt")
-    return doc["root"]
+                         f"{info['path']}: Python state format "
+                         f"{doc.get('ckpt_python') if isinstance(doc, dict) else doc!r} is not "
+                         f"supported by this version (reads {', '.join(map(str, S.READ_FORMATS))});"
+                         " upgrade ckpt")
+    return doc
 
 
-def _load_file(comm, info, like, keep_wrappers, quiet=None, core=None):
+def _load_file(comm, info, like, keep_wrappers, quiet=None, core=None, doc_out=None):
     """Collective. The loaded state. With `core` (a Checkpointer's long-lived core object)
-    the file is restored through it, else through a temporary one."""
-    root = _read_tree(comm, info, core=core)
+    the file is restored through it, else through a temporary one. doc_out (a dict)
+    receives the description's entries other than the state."""
+    doc = _read_tree(comm, info, core=core)
+    root = doc["root"]
+    if doc_out is not None:
+        doc_out.clear()
+        doc_out.update((k, v) for k, v in doc.items() if k not in ("ckpt_python", "root"))
     loader = _Loader(comm, info, keep_wrappers)
+    loader.root = root
 
     def plan():
-        build = loader.build(root, like if like is not None else _ALL, [])
+        with S.deep_recursion("load"):
+            build = loader.build(root, like if like is not None else _ALL, [])
         if loader.local_needed_by is not None:
             f = loader.field(S.LOCAL_FIELD, loader.local_needed_by)
             blob = np.empty(tuple(loader.my_block(f)["local_shape"]), dtype=np.uint8)
@@ -508,12 +700,13 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, core=None):
     def finish():
         if loader.local_needed_by is not None:
             loader.local_values = json.loads(loader.local_blob.tobytes().decode("utf-8"))
-        return build()
+        with S.deep_recursion("load"):
+            return build()
 
     return _run(comm, finish)
 
 
-def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None):
+def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None, doc_out=None):
     """Collective. (state, step, time) of the newest valid checkpoint, or None."""
     _check_comm(comm)
     if like is not None and not isinstance(like, dict):
@@ -533,7 +726,7 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None):
                              f"load: no checkpoint of step {step} in {path} (steps there: "
                              f"{[e[0] for e in entries] or 'none'})")
         info = _on_root(comm, _ckpt.inspect, chosen[0][1])
-        state = _load_file(comm, info, like, keep_wrappers, quiet, core)
+        state = _load_file(comm, info, like, keep_wrappers, quiet, core, doc_out)
         return state, info["step"], info["time"]
 
     # The core's restore-with-fallback decides what a failure means: damage sets the file
@@ -542,7 +735,7 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None):
 
     def restore_one(file):
         info = _on_root(comm, _ckpt.inspect, file)
-        state = _load_file(comm, info, like, keep_wrappers, quiet, core)
+        state = _load_file(comm, info, like, keep_wrappers, quiet, core, doc_out)
         loaded["r"] = (state, info["step"], info["time"])
         return info["step"]
 
@@ -594,6 +787,17 @@ class StopReason(str):
         return self in ("signal", "time_limit", "requested")
 
 
+class Stopped(BaseException):
+    """Raised by ``Checkpointer.loop``/``phase`` (without exit_on_stop) after the stop
+    checkpoint, so that every enclosing loop ends at once; ``reason`` is the StopReason.
+    A BaseException like SystemExit, so that ``except Exception`` does not catch it."""
+
+    def __init__(self, reason):
+        super().__init__(f"ckpt: stopped ({reason}); the checkpoint is durable")
+        self.reason = StopReason(reason)
+        self.exit_code = EXIT_MORE_WORK
+
+
 class Checkpointer:
     """A checkpointed main loop.
 
@@ -632,6 +836,7 @@ class Checkpointer:
         self.time: float = 0.0
         self.restored_step: int | None = None
         self._stopped = StopReason("none")
+        self._last_saved: int | None = None
 
     def _new_core(self):
         # One core session for the Checkpointer's whole life: it holds the directory lock,
@@ -649,12 +854,13 @@ class Checkpointer:
             raise TypeError("ckpt.Checkpointer.restore: default_state must be a dict")
         self._core.wait()  # an async save in flight is committed first
         r = _load(self.comm, self.path, None, default_state, keep_wrappers=True,
-                  core=self._core)
+                  core=self._core, doc_out=self._reset_position())
         if r is None:
             self.state, self.step, self.restored_step = default_state, 0, None
         else:
             self.state, self.step, self.time = r
             self.restored_step = self.step
+            self._last_saved = self.step
         return self.state
 
     def save(self, step: int | None = None) -> str:
@@ -663,10 +869,11 @@ class Checkpointer:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
-        fields, tree = _prepare(self.comm, self.state)
+        fields, tree = _prepare(self.comm, self.state, self._position_doc())
         # The core waits for an async save still in flight (commits it or raises its error)
         # before this one; this one's write then overlaps the next steps.
         _save_with(self._core, self.comm, fields, tree, step, self.time)
+        self._last_saved = step
         return os.path.join(self.path, _ckpt.checkpoint_file_name(step))
 
     def steps(self, total: int):
@@ -676,6 +883,9 @@ class Checkpointer:
         if self.state is None:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.steps: call restore(default_state) first")
+        if self.position:
+            raise make_error("invalid_argument", -1, "Checkpointer.steps: not inside "
+                             "cp.loop/cp.phase; use cp.loop(name, n) for nested loops")
         total = int(total)
         self._stopped = StopReason("none")
         step = self.step
@@ -690,12 +900,116 @@ class Checkpointer:
             if reason == "finished":
                 break
             if reason != "none":
-                self._stopped = StopReason(reason)
-                if self.exit_on_stop:
-                    sys.stdout.flush()
-                    raise SystemExit(EXIT_MORE_WORK)
+                self._announce_stop(step, reason)
                 return
         self._stopped = StopReason("finished")
+
+    def _announce_stop(self, step, reason):
+        """After the core's after_step reported a stop (its checkpoint is durable, the stop
+        request cleared and logged): records it; with exit_on_stop, exits
+        (SystemExit(75))."""
+        self._stopped = StopReason(reason)
+        if self.exit_on_stop:
+            sys.stdout.flush()
+            raise SystemExit(EXIT_MORE_WORK)
+
+    # ----------------------------------------------------------------------------------
+    # Nested loops and phases: the position (which loops are running at which index,
+    # which phases and loops are done) is saved with the state, in the description's
+    # "position" entry, and restored with it.
+
+    def loop(self, name: str, n: int):
+        """A checkpointed loop that may be nested: ``for sweep in cp.loop("sweep", 8): for t
+        in cp.loop("t", 10000): ...``. Yields the indices 0..n-1, or, after a restore, from
+        the saved index on; a loop that was done when the checkpoint was saved yields
+        nothing. The policy counts the steps of the innermost loops (an iteration that
+        runs no nested loop or phase is one step; ``cp.step`` counts them all). A stop
+        (signal, time limit, request_stop()) checkpoints after the current step and ends
+        every loop: with exit_on_stop=True the program exits with status 75, otherwise
+        ``ck.Stopped`` is raised (catch it outside the loops). Names must differ between
+        the loops and phases of one iteration of the enclosing loop. Collective."""
+        return self._iterate(str(name), int(n), False)
+
+    def phase(self, name: str):
+        """A named phase that runs once: ``for _ in cp.phase("spin-up"): ...`` runs the body,
+        unless a restored checkpoint was saved after the phase was done (then the body is
+        skipped). (A ``with`` block cannot be skipped in Python, hence the one-pass
+        ``for``.) A phase that runs no loop inside counts as one step for the policy; a
+        stop lands at its end. Phases may hold loops and nest in loops (their completion is
+        then recorded per iteration of the enclosing loop). Collective."""
+        return self._iterate(str(name), 1, True)
+
+    @property
+    def position(self) -> tuple:
+        """The running loops and phases, outermost first, as (name, index) pairs (a phase's
+        index is 0)."""
+        pos = self.__dict__.get("_pos")
+        return tuple((f.name, f.i) for f in pos.frames) if pos is not None else ()
+
+    @property
+    def restored_position(self) -> dict | None:
+        """The position saved in the restored checkpoint: ``{"done": [names done at the
+        top level], "stack": [{"name", "i", "done"}, ...]}`` (outermost first: the index
+        each loop was at and what was done inside it), or None."""
+        return (self.__dict__.get("_saved_doc") or {}).get("position")
+
+    def _reset_position(self) -> dict:
+        """Called by restore(): forget the loops; returns the dict that receives the
+        restored description's extra entries."""
+        self._pos = None
+        self._saved_doc = {}
+        return self._saved_doc
+
+    def _position_doc(self) -> dict | None:
+        pos = self.__dict__.get("_pos")
+        return None if pos is None else {"position": pos.doc()}
+
+    def _iterate(self, name, n, is_phase):
+        if self.state is None:
+            raise make_error("invalid_argument", -1,
+                             f"Checkpointer.{'phase' if is_phase else 'loop'}: call "
+                             "restore(default_state) first")
+        pos = self.__dict__.get("_pos")
+        if pos is None:
+            pos = self._pos = _Position(self.restored_position)
+        frame = pos.enter(name, n, is_phase)
+        if frame is None:
+            return   # done before the checkpoint was saved
+        self._stopped = StopReason("none")
+        completed = False
+        try:
+            while frame.i < n:
+                yield None if is_phase else frame.i
+                leaf = not frame.nonleaf
+                frame.next_iteration()
+                if frame.i >= n:
+                    pos.leave(frame)
+                    completed = True
+                if leaf:
+                    self._leaf_step(pos)
+            if not completed:
+                pos.leave(frame)
+                completed = True
+            if not pos.frames:
+                # The end of a top-level loop or phase: the final checkpoint.
+                if self.final and self._last_saved != self.step:
+                    self.save(self.step)
+                self._core.wait()
+                self._stopped = StopReason("finished")
+        except GeneratorExit:   # break out of the loop: it is over
+            if not completed and not pos.halted:
+                pos.leave(frame)
+            raise
+
+    def _leaf_step(self, pos):
+        self.step += 1
+        step = self.step
+        # The core's step boundary: policy, save, and on a stop a durable commit.
+        reason = self._core.after_step(step, False, self.save)
+        if reason not in ("none", "finished"):
+            pos.halted = True
+            self._announce_stop(step, reason)
+            raise Stopped(reason)
 
     def request_stop(self) -> None:
         """Asks the loop to checkpoint and stop at the next step boundary (local,

@@ -17,18 +17,25 @@ runs code. Layout of one checkpoint written by the Python bindings:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import io
 import json
 import math
 import random
 import re
+import sys
 from typing import Any, Callable
 
 import numpy as np
 
+from . import _objects as O
 from ._errors import CheckpointError, UnsupportedValueError, make_error
 
-FORMAT = 1
+# Format of the description: 1 for states of plain values, arrays and RNGs (what version
+# 1 readers know), 2 when it holds objects, sets, shared references (written only then).
+FORMAT = 2
+READ_FORMATS = (1, 2)
 TREE_KEY = "python_state"
 TREE_FIELD = "_py.tree"
 LOCAL_FIELD = "_py.local"
@@ -94,8 +101,12 @@ def escape_key(key: str) -> str:
     return "_x" + key.encode("utf-8").hex()
 
 
+class Attr(str):
+    """An attribute name in a key path (shown as ``.name``)."""
+
+
 def show_path(path: list) -> str:
-    return "state" + "".join(f"[{p!r}]" for p in path)
+    return "state" + "".join(f".{p}" if isinstance(p, Attr) else f"[{p!r}]" for p in path)
 
 
 def field_name(comps: list) -> str:
@@ -235,6 +246,12 @@ class Flat:
         self.fields: list[FieldSpec] = []
         # (node, path, encoded value, must be replicated)
         self.leaves: list[tuple[dict, list, Any, bool]] = []
+        # id(object) -> (its node, the object): an object met again is stored as a "ref"
+        # to its first node (which then gets an "id"). The object is kept alive so that
+        # its id is not reused by a temporary while flattening.
+        self.memo: dict[int, tuple[dict, Any]] = {}
+        self.next_id = 0
+        self.names: set[str] = set()
 
 
 def _unsupported(value, path) -> CheckpointError:
@@ -252,14 +269,40 @@ def _unsupported(value, path) -> CheckpointError:
                "recreate it after loading")
     elif isinstance(value, random.SystemRandom):
         why = "is a random.SystemRandom, which has no state to save"
-    elif isinstance(value, tuple) and hasattr(value, "_fields"):
-        why = f"is a namedtuple ({tname}); store value._asdict() instead"
+    elif isinstance(value, (dict, list, set, tuple)):
+        why = (f"has type {tname}, a subclass of {type(value).__mro__[1].__name__} that "
+               "cannot be stored as data; store a plain dict/list/set/tuple, or hold the "
+               "data in a class decorated with @ck.saveable")
     else:
-        why = (f"has type {tname}, which cannot be stored as data; supported: numpy arrays, "
-               "int, float, complex, bool, str, bytes, None, dict (str keys), list, tuple, "
-               "ckpt.Distributed, ckpt.Replicated, numpy.random.Generator/RandomState and "
-               "random.Random")
+        why = (f"has type {tname}, which cannot be stored as data; to save objects of this "
+               "class decorate it with @ck.saveable (or call ck.register(cls)): it is then "
+               "stored by its __getstate__/__setstate__, or its __dict__ and __slots__. "
+               "Supported as they are: numpy arrays, int, float, complex, bool, str, bytes, "
+               "None, dict, list, tuple, set, frozenset, dataclasses, namedtuples, enums, "
+               "collections.deque/OrderedDict/Counter/defaultdict, datetime, pathlib paths, "
+               "Fraction, Decimal, ckpt.Distributed, ckpt.Replicated, "
+               "numpy.random.Generator/RandomState and random.Random")
     return make_error("invalid_argument", -1, f"save: {where} {why}", UnsupportedValueError)
+
+
+DEPTH_LIMIT = 20000
+
+
+@contextlib.contextmanager
+def deep_recursion(what: str):
+    """Flattening and rebuilding recurse once per level of nesting: allow deep object
+    graphs (linked lists of objects) and turn the rest into a clear error."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, DEPTH_LIMIT))
+    try:
+        yield
+    except RecursionError:
+        raise make_error("invalid_argument", -1,
+                         f"{what}: the state is nested too deeply (objects or containers "
+                         f"inside each other more than about {DEPTH_LIMIT // 12} levels); "
+                         "store long chains as lists", UnsupportedValueError) from None
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _leaf(tag: str, encoded, node_extra=None):
@@ -269,8 +312,58 @@ def _leaf(tag: str, encoded, node_extra=None):
     return node, encoded
 
 
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _tracked(value) -> bool:
+    """Whether the identity of `value` is kept (shared references, cycles): containers,
+    arrays, RNGs and objects; not numbers, strings, enum members or empty tuples."""
+    t = type(value)
+    if t in _ATOMS or isinstance(value, np.generic) or O.is_enum_member(value):
+        return False
+    if isinstance(value, (tuple, frozenset)) and not value:
+        return False
+    return t not in O.PLAIN_TYPES
+
+
 def flatten(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:
-    """Node of `value`; arrays are appended to flat.fields, plain values to flat.leaves."""
+    """Node of `value`; arrays are appended to flat.fields, plain values to flat.leaves.
+    An object met a second time becomes {"t": "ref", "id": n}, its first node getting
+    "id": n. Mutable containers and objects are entered in the memo before their contents
+    (a cycle back to them is a ref); tuples and frozensets after (when a cycle through a
+    mutable member reached the same tuple inside, the outer node gets "is": n)."""
+    if not _tracked(value):
+        return _flatten1(value, comps, path, flat, forced)
+    key = id(value)
+    hit = flat.memo.get(key)
+    if hit is not None:
+        node = hit[0]
+        if "id" not in node:
+            node["id"] = flat.next_id
+            flat.next_id += 1
+        return {"t": "ref", "id": node["id"]}
+    if isinstance(value, (tuple, frozenset)):
+        node = _flatten1(value, comps, path, flat, forced)
+        hit = flat.memo.get(key)
+        if hit is not None:   # defined inside itself, through a mutable member
+            inner = hit[0]
+            if "id" not in inner:
+                inner["id"] = flat.next_id
+                flat.next_id += 1
+            node["is"] = inner["id"]
+        else:
+            flat.memo[key] = (node, value)
+        return node
+    placeholder: dict = {}
+    flat.memo[key] = (placeholder, value)
+    node = _flatten1(value, comps, path, flat, forced)
+    if "id" in placeholder:   # a cycle came back to it while its contents were stored
+        node["id"] = placeholder["id"]
+    flat.memo[key] = (node, value)
+    return node
+
+
+def _flatten1(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:
     if isinstance(value, Distributed):
         if forced:
             raise make_error("invalid_argument", -1,
@@ -307,7 +400,9 @@ def flatten(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:
                 "s": flatten(st, comps + ["state"], path + ["<state>"], flat, forced)}
     if value is None:
         return {"t": "none"}
-    if isinstance(value, np.generic):
+    if O.is_enum_member(value):
+        node, enc = _enum_leaf(value, path)
+    elif isinstance(value, np.generic):
         dt = value.dtype
         if dt.kind not in "biufc" or dt.itemsize > 16 or dt.kind == "f" and dt.itemsize > 8:
             raise _unsupported(value, path)
@@ -326,23 +421,134 @@ def flatten(value, comps: list, path: list, flat: Flat, forced: bool) -> dict:
         node, enc = {"t": "str"}, value
     elif isinstance(value, (bytes, bytearray)):
         node, enc = {"t": "bytes" if isinstance(value, bytes) else "bytearray"}, value.hex()
-    elif isinstance(value, dict):
-        items = []
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise make_error("invalid_argument", -1,
-                                 f"save: {show_path(path + [k])}: dict keys must be str, got "
-                                 f"{type(k).__name__}", UnsupportedValueError)
-            items.append([k, flatten(v, comps + [escape_key(k)], path + [k], flat, forced)])
-        return {"t": "dict", "k": items}
+    elif (plain := O.encode_plain(value, show_path(path))) is not None:
+        node, enc = plain
+    elif type(value) in _DICTS:
+        return _flatten_dict(value, comps, path, flat, forced)
     elif type(value) in (list, tuple):
         return {"t": "list" if type(value) is list else "tuple",
                 "v": [flatten(v, comps + [str(i)], path + [i], flat, forced)
                       for i, v in enumerate(value)]}
+    elif type(value) in (set, frozenset):
+        items = sorted(value, key=O.sort_key)
+        return {"t": type(value).__name__,
+                "v": [flatten(v, comps + [str(i)], path + [f"<element {i}>"], flat, forced)
+                      for i, v in enumerate(items)]}
+    elif type(value) is collections.deque:
+        return {"t": "deque", "maxlen": value.maxlen,
+                "v": [flatten(v, comps + [str(i)], path + [i], flat, forced)
+                      for i, v in enumerate(value)]}
+    elif O.is_namedtuple(value):
+        cls = type(value)
+        name = O.name_for_save(cls, "namedtuple", show_path(path))
+        return {"t": "nt", "cls": name,
+                "v": [flatten(v, comps + [escape_key(f)], path + [Attr(f)], flat, forced)
+                      for f, v in zip(cls._fields, value)]}
+    elif O.is_dataclass_instance(value) or O.is_registered(type(value)):
+        return _flatten_object(value, comps, path, flat, forced)
     else:
         raise _unsupported(value, path)
     flat.leaves.append((node, path, enc, forced))
     return node
+
+
+_DICTS = {dict: "dict", collections.OrderedDict: "odict", collections.Counter: "counter",
+          collections.defaultdict: "ddict"}
+
+
+def _enum_leaf(value, path):
+    cls = type(value)
+    node = {"t": "enum", "cls": O.name_for_save(cls, "enum", show_path(path))}
+    if value.name is not None and cls.__members__.get(value.name) is value:
+        return node, value.name
+    if type(value.value) in (int, str, float):   # e.g. a combination of Flag members
+        return node, [value.value]
+    raise make_error("invalid_argument", -1,
+                     f"save: {show_path(path)} is an enum value without a member name and "
+                     "with a value that is not an int, str or float", UnsupportedValueError)
+
+
+def _flatten_dict(value, comps, path, flat, forced) -> dict:
+    tag = _DICTS[type(value)]
+    if all(type(k) is str for k in value):
+        items = [[k, flatten(v, comps + [escape_key(k)], path + [k], flat, forced)]
+                 for k, v in value.items()]
+        node = {"t": tag, "k": items}
+    elif not path:
+        k = next(k for k in value if type(k) is not str)
+        raise make_error("invalid_argument", -1,
+                         f"save: {show_path([k])}: the keys of the state dict must be str, got "
+                         f"{type(k).__name__} (nested dicts may have other keys)",
+                         UnsupportedValueError)
+    else:
+        used: set[str] = set()
+        pairs = []
+        for i, (k, v) in enumerate(value.items()):
+            name = escape_key(str(k)) if type(k) in (str, int) else escape_key(f"#{i}")
+            j = 0
+            while name in used:
+                j += 1
+                name = escape_key(f"#{i}#{j}")
+            used.add(name)
+            kn = flatten(k, comps + [name, escape_key("<key>")], path + [f"<key {i}>"], flat,
+                         forced)
+            pairs.append([kn, flatten(v, comps + [name], path + [k], flat, forced)])
+        node = {"t": tag, "kv": pairs}
+    if tag == "ddict":
+        node["factory"] = O.factory_name(value.default_factory, show_path(path))
+    return node
+
+
+def _attrs_node(d: dict, comps, path, flat, forced) -> dict:
+    items = []
+    for k, v in d.items():
+        if type(k) is not str:
+            raise make_error("invalid_argument", -1,
+                             f"save: {show_path(path)}: attribute name {k!r} is not a str",
+                             UnsupportedValueError)
+        items.append([k, flatten(v, comps + [escape_key(k)], path + [Attr(k)], flat, forced)])
+    return {"t": "dict", "k": items}
+
+
+def _flatten_object(value, comps, path, flat, forced) -> dict:
+    cls = type(value)
+    kind = "class" if O.is_registered(cls) else "dataclass"
+    if isinstance(value, (dict, list, set, frozenset, tuple, bytes, bytearray, str, int, float)):
+        raise _unsupported(value, path)
+    node = {"t": "obj", "cls": O.name_for_save(cls, kind, show_path(path))}
+    if kind == "dataclass":
+        node["dc"] = 1
+    st = O.object_state(value)
+    if st[0] == "st":
+        node["st"] = flatten(st[1], comps, path, flat, forced)
+    else:
+        _, d, slots = st
+        if d is not None:
+            node["d"] = _attrs_node(d, comps, path, flat, forced)
+        if slots:
+            node["sl"] = _attrs_node(slots, comps, path, flat, forced)
+    return node
+
+
+V1_TAGS = frozenset(("dict", "list", "tuple", "none", "replicated", "array", "distributed",
+                     "generator", "randomstate", "random", "bool", "int", "float", "complex",
+                     "str", "bytes", "bytearray", "npscalar", "emptyarray"))
+
+
+def format_of(node) -> int:
+    """1 when the tree uses only what format-1 readers know, else 2."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            if n.get("t") not in V1_TAGS or "id" in n or "is" in n or "kv" in n:
+                return 2
+            for k, v in n.items():
+                if k in ("s", "k", "v") and isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(n, list):
+            stack.extend(x for x in n if isinstance(x, (dict, list)))
+    return 1
 
 
 def _flatten_distributed(d: Distributed, comps, path, flat: Flat) -> dict:
@@ -406,6 +612,8 @@ def decode_leaf(node: dict, enc):
         return bytes.fromhex(enc)
     if t == "bytearray":
         return bytearray.fromhex(enc)
+    if t in O.PLAIN_TAGS and t != "enum":
+        return O.decode_plain(node, enc, None)
     if t == "emptyarray":
         shape = tuple(int(n) for n in enc)
         if any(n < 0 for n in shape) or math.prod(shape) != 0:

@@ -40,7 +40,8 @@ def test_nested_in_list(comm, shared_dir):
 
 
 def test_other_types(comm, shared_dir):
-    assert "state['s']" in refused(comm, shared_dir, {"s": {1, 2}})
+    assert "state['g']" in refused(comm, shared_dir, {"g": (i for i in range(3))})
+    assert "state['k']" in refused(comm, shared_dir, {"k": __import__("threading").Lock()})
     assert "state[3]" in refused(comm, shared_dir, {3: "int key"})
     assert "state['o']" in refused(comm, shared_dir, {"o": np.array([object()])})
     assert "state['u']" in refused(comm, shared_dir, {"u": np.array(["text"])})
