@@ -216,27 +216,28 @@ int cmd_stats(const Args &args) {
   if (compute_seconds > 0) overhead = compute_blocked / compute_seconds;
 
   if (vm.count("json")) {
-    std::string out = "{";
-    out += fmt::format("\"log\":{},\"saves\":{},\"restores\":{},\"malformed_lines\":{},", json_string(log.string()),
-                       saves.size(), restores.size(), malformed);
-    out += fmt::format("\"first_step\":{},\"last_step\":{},\"total_bytes\":{:.0f},", first_step, last_step, total_bytes);
-    auto series = [](const char *name, const Series &s) {
-      if (!s.n) return fmt::format("\"{}\":null,", name);
-      return fmt::format("\"{}\":{{\"n\":{},\"mean\":{:.9g},\"min\":{:.9g},\"max\":{:.9g},\"max_step\":{},\"total\":{:.9g}}},",
-                         name, s.n, s.mean(), s.min, s.max, s.max_step, s.sum);
+    auto series = [](const Series &x) {
+      if (!x.n) return nlohmann::ordered_json();
+      return nlohmann::ordered_json{{"n", x.n},     {"mean", x.mean()},         {"min", x.min},
+                                    {"max", x.max}, {"max_step", x.max_step}, {"total", x.sum}};
     };
-    out += series("bytes", bytes) + series("blocked_seconds", blocked) + series("durable_seconds", durable) +
-           series("gbps", gbps) + series("iteration_seconds", iter) + series("checkpoint_iteration_ratio", ratio);
-    out += fmt::format("\"compute_seconds\":{:.9g},", compute_seconds);
-    out += overhead ? fmt::format("\"overhead\":{:.9g},", *overhead) : std::string("\"overhead\":null,");
-    out += "\"modes\":{";
-    bool first = true;
-    for (const auto &[m, n] : modes) {
-      out += fmt::format("{}{}:{}", first ? "" : ",", json_string(m), n);
-      first = false;
-    }
-    out += "}}\n";
-    std::cout << out;
+    nlohmann::ordered_json j = {{"log", log.string()},
+                                {"saves", saves.size()},
+                                {"restores", restores.size()},
+                                {"malformed_lines", malformed},
+                                {"first_step", first_step},
+                                {"last_step", last_step},
+                                {"total_bytes", static_cast<std::uint64_t>(std::llround(total_bytes))},
+                                {"bytes", series(bytes)},
+                                {"blocked_seconds", series(blocked)},
+                                {"durable_seconds", series(durable)},
+                                {"gbps", series(gbps)},
+                                {"iteration_seconds", series(iter)},
+                                {"checkpoint_iteration_ratio", series(ratio)},
+                                {"compute_seconds", compute_seconds},
+                                {"overhead", overhead ? nlohmann::ordered_json(*overhead) : nlohmann::ordered_json()},
+                                {"modes", modes}};
+    std::cout << json_dump(j) << "\n";
   } else {
     std::cout << fmt::format("statistics of {} ({} saves, {} restores)\n", log.string(), saves.size(), restores.size());
     if (malformed)

@@ -42,9 +42,8 @@ bool want_progress(const po::variables_map &vm) {
   return stderr_is_tty();
 }
 
-std::string json_string(const std::string &s) {
-  // Bytes that are not UTF-8 (file names may hold any) are replaced, not refused.
-  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+std::string json_dump(const nlohmann::ordered_json &j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 } // namespace ckpt::cli
