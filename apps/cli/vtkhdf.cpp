@@ -18,7 +18,8 @@ namespace ckpt::cli {
 namespace {
 
 template <class T>
-void write_array_attribute(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const std::vector<T> &v) {
+void write_array_attribute(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
+                           const std::vector<T> &v) {
   hsize_t n = v.size();
   H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5Handle a(H5Acreate2(obj, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
@@ -49,33 +50,40 @@ std::string link_target(const fs::path &checkpoint, const fs::path &out) {
 
 /// The PointData array `field` as a virtual dataset of shape `vdims` whose every layer
 /// along the doubled axes maps to the whole source dataset.
-void create_virtual(hid_t group, const std::string &field, const Shape &shape, const std::vector<hsize_t> &dims3,
-                    const std::vector<hsize_t> &vdims, Dtype dtype, const std::string &target) {
+void create_virtual(hid_t group, const std::string &field, const Shape &shape,
+                    const std::vector<hsize_t> &dims3, const std::vector<hsize_t> &vdims, Dtype dtype,
+                    const std::string &target) {
   std::vector<hsize_t> sdims(shape.begin(), shape.end());
   H5Handle src(H5Screate_simple(static_cast<int>(sdims.size()), sdims.data(), nullptr), H5Sclose);
   H5Handle vspace(H5Screate_simple(3, vdims.data(), nullptr), H5Sclose);
   H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!src.valid() || !vspace.valid() || !dcpl.valid() || H5Sselect_all(src.get()) < 0)
-    throw CliError(exit_failed, fmt::format("preparing the view of '{}' failed: {}", field, hdf5_error_detail()));
+    throw CliError(exit_failed,
+                   fmt::format("preparing the view of '{}' failed: {}", field, hdf5_error_detail()));
   const std::string source = "/" + field;
   for (unsigned layer = 0; layer < 8; ++layer) {
     std::vector<hsize_t> start(3, 0);
     bool used = true;
     for (int i = 0; i < 3; ++i) {
       unsigned bit = (layer >> i) & 1u;
-      if (bit && vdims[i] == dims3[i]) used = false; // only doubled axes have a second layer
+      if (bit && vdims[i] == dims3[i])
+        used = false; // only doubled axes have a second layer
       start[i] = bit;
     }
-    if (!used) continue;
+    if (!used)
+      continue;
     if (H5Sselect_hyperslab(vspace.get(), H5S_SELECT_SET, start.data(), nullptr, dims3.data(), nullptr) < 0 ||
         H5Pset_virtual(dcpl.get(), vspace.get(), target.c_str(), source.c_str(), src.get()) < 0)
-      throw CliError(exit_failed, fmt::format("mapping the view of '{}' failed: {}", field, hdf5_error_detail()));
+      throw CliError(exit_failed,
+                     fmt::format("mapping the view of '{}' failed: {}", field, hdf5_error_detail()));
   }
   H5Handle all(H5Screate_simple(3, vdims.data(), nullptr), H5Sclose);
-  H5Handle d(H5Dcreate2(group, field.c_str(), file_type(dtype), all.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-             H5Dclose);
+  H5Handle d(
+      H5Dcreate2(group, field.c_str(), file_type(dtype), all.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+      H5Dclose);
   if (!d.valid())
-    throw CliError(exit_failed, fmt::format("creating the view of '{}' failed: {}", field, hdf5_error_detail()));
+    throw CliError(exit_failed,
+                   fmt::format("creating the view of '{}' failed: {}", field, hdf5_error_detail()));
 }
 
 } // namespace
@@ -97,7 +105,8 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
       link = false;
     }
   }
-  if (shape.size() != 3) link = false;
+  if (shape.size() != 3)
+    link = false;
 
   silence_hdf5();
   const fs::path tmp = out.string() + ".part";
@@ -106,7 +115,8 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
     bool done = false;
     ~RemoveOnError() {
       std::error_code ec;
-      if (!done) fs::remove(path, ec);
+      if (!done)
+        fs::remove(path, ec);
     }
   } cleanup{tmp};
   {
@@ -115,7 +125,8 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
       throw CliError(exit_failed, fmt::format("cannot create {}: {}", tmp.string(), hdf5_error_detail()));
     H5Handle g(H5Gcreate2(f.get(), "VTKHDF", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     if (!g.valid())
-      throw CliError(exit_failed, fmt::format("creating /VTKHDF in {} failed: {}", tmp.string(), hdf5_error_detail()));
+      throw CliError(exit_failed,
+                     fmt::format("creating /VTKHDF in {} failed: {}", tmp.string(), hdf5_error_detail()));
     write_array_attribute<std::int32_t>(g.get(), "Version", H5T_STD_I32LE, H5T_NATIVE_INT32, {1, 0});
     write_ascii_attribute(g.get(), "Type", "ImageData");
     write_array_attribute<std::int64_t>(g.get(), "WholeExtent", H5T_STD_I64LE, H5T_NATIVE_INT64,
@@ -130,7 +141,8 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
                                   {1, 0, 0, 0, 1, 0, 0, 0, 1});
     H5Handle pd(H5Gcreate2(g.get(), "PointData", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     if (!pd.valid())
-      throw CliError(exit_failed, fmt::format("creating PointData in {} failed: {}", tmp.string(), hdf5_error_detail()));
+      throw CliError(exit_failed,
+                     fmt::format("creating PointData in {} failed: {}", tmp.string(), hdf5_error_detail()));
     const std::string target = link_target(checkpoint, out);
     if (link) {
       if (H5Lcreate_external(target.c_str(), ("/" + field).c_str(), pd.get(), field.c_str(), H5P_DEFAULT,
@@ -147,7 +159,8 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
   std::error_code ec;
   fs::rename(tmp, out, ec);
   if (ec)
-    throw CliError(exit_failed, fmt::format("cannot rename {} to {}: {}", tmp.string(), out.string(), ec.message()));
+    throw CliError(exit_failed,
+                   fmt::format("cannot rename {} to {}: {}", tmp.string(), out.string(), ec.message()));
   cleanup.done = true;
 }
 
