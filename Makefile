@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test clean
+.PHONY: all deps build demo test doc clean
 
 all: build
 
@@ -20,6 +20,12 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
+
+# The Doxygen API reference of the public headers into $(BUILD)/docs/html; fails on any
+# warning (docs/Doxyfile: WARN_AS_ERROR).
+doc: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) --target doc
 
 clean:
 	rm -rf $(BUILD)

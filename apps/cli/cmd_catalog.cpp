@@ -7,6 +7,7 @@
 #include <ckpt/error.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -92,13 +93,16 @@ int cmd_list(const Args &args) {
     }
     progress.advance(size);
     if (json) {
-      std::cout << fmt::format("{{\"step\":{},\"file\":{},\"bytes\":{},\"status\":{}", e.step,
-                               json_string(e.path.filename().string()), size, json_string(status));
-      if (readable)
-        std::cout << fmt::format(",\"time\":{},\"nranks\":{},\"created\":{},\"fields\":{}", number_text(info.time),
-                                 info.nranks, json_string(info.created), info.fields.size());
-      if (!reason.empty()) std::cout << fmt::format(",\"reason\":{}", json_string(reason));
-      std::cout << "}\n";
+      nlohmann::ordered_json j = {{"step", e.step}, {"file", e.path.filename().string()}, {"bytes", size},
+                                  {"status", status}};
+      if (readable) {
+        j["time"] = info.time;
+        j["nranks"] = info.nranks;
+        j["created"] = info.created;
+        j["fields"] = info.fields.size();
+      }
+      if (!reason.empty()) j["reason"] = reason;
+      std::cout << json_dump(j) << "\n";
     } else {
       std::string shown = status + (reason.empty() ? "" : ": " + reason);
       if (latest && *latest == e.step) shown += " (LATEST)";
@@ -137,39 +141,37 @@ int cmd_info(const Args &args) {
   CheckpointInfo info = inspect_or_fail(file);
   bool blocks = vm.count("blocks") > 0;
   if (vm.count("json")) {
-    std::string out = "{";
-    out += fmt::format("\"file\":{},\"file_bytes\":{},\"format\":{},\"format_version\":\"{}.{}\",", json_string(file.string()),
-                       info.file_bytes, json_string(info.format), info.format_major, info.format_minor);
-    out += fmt::format("\"library_version\":{},\"step\":{},\"time\":{},\"nranks\":{},\"created\":{},",
-                       json_string(info.library_version), info.step, number_text(info.time), info.nranks,
-                       json_string(info.created));
-    out += fmt::format("\"checksum_algorithm\":{},\"metadata\":{{", json_string(info.checksum_algorithm));
-    bool first = true;
-    for (const auto &[k, v] : info.metadata) {
-      out += fmt::format("{}{}:{}", first ? "" : ",", json_string(k), json_string(v));
-      first = false;
-    }
-    out += "},\"fields\":[";
-    for (std::size_t i = 0; i < info.fields.size(); ++i) {
-      const auto &f = info.fields[i];
-      std::string shape = join_numbers(f.shape, ",");
-      out += fmt::format("{}{{\"name\":{},\"kind\":\"{}\",\"dtype\":\"{}\",\"shape\":[{}],\"nblocks\":{}", i ? "," : "",
-                         json_string(f.name), kind_name(f.kind), dtype_name(f.dtype), shape, f.blocks.size());
+    nlohmann::ordered_json j = {{"file", file.string()},
+                                {"file_bytes", info.file_bytes},
+                                {"format", info.format},
+                                {"format_version", fmt::format("{}.{}", info.format_major, info.format_minor)},
+                                {"library_version", info.library_version},
+                                {"step", info.step},
+                                {"time", info.time},
+                                {"nranks", info.nranks},
+                                {"created", info.created},
+                                {"checksum_algorithm", info.checksum_algorithm},
+                                {"metadata", nlohmann::ordered_json::object()},
+                                {"fields", nlohmann::ordered_json::array()}};
+    for (const auto &[k, v] : info.metadata) j["metadata"][k] = v;
+    for (const auto &f : info.fields) {
+      nlohmann::ordered_json fj = {{"name", f.name},
+                                   {"kind", kind_name(f.kind)},
+                                   {"dtype", dtype_name(f.dtype)},
+                                   {"shape", f.shape},
+                                   {"nblocks", f.blocks.size()}};
       if (blocks) {
-        out += ",\"blocks\":[";
-        for (std::size_t b = 0; b < f.blocks.size(); ++b) {
-          const auto &bl = f.blocks[b];
-          auto list = [](const Shape &s) { return join_numbers(s, ","); };
-          out += fmt::format("{}{{\"rank\":{},\"offset\":[{}],\"count\":[{}],\"local_shape\":[{}],\"checksum\":\"{:016x}\"}}",
-                             b ? "," : "", bl.rank, list(bl.offset), list(bl.count), list(bl.local_shape),
-                             bl.checksum);
-        }
-        out += "]";
+        fj["blocks"] = nlohmann::ordered_json::array();
+        for (const auto &bl : f.blocks)
+          fj["blocks"].push_back({{"rank", bl.rank},
+                                  {"offset", bl.offset},
+                                  {"count", bl.count},
+                                  {"local_shape", bl.local_shape},
+                                  {"checksum", fmt::format("{:016x}", bl.checksum)}});
       }
-      out += "}";
+      j["fields"].push_back(std::move(fj));
     }
-    out += "]}\n";
-    std::cout << out;
+    std::cout << json_dump(j) << "\n";
     return exit_ok;
   }
   std::cout << fmt::format("file:       {} ({})\n", file.string(), human_bytes(info.file_bytes));

@@ -4,12 +4,14 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "h5data.hpp"
+#include "vtkhdf.hpp"
 
 #include <ckpt/catalog.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -151,6 +153,29 @@ void write_attribute_string(hid_t obj, const char *name, const std::string &v) {
     throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
 }
 
+/// "X,Y,Z" (1 to 3 numbers, the rest 0) as a VTKHDF origin.
+std::array<double, 3> parse_origin(const std::string &text) {
+  std::array<double, 3> o{0.0, 0.0, 0.0};
+  std::size_t i = 0, pos = 0;
+  while (pos <= text.size()) {
+    std::size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string part = text.substr(pos, end - pos);
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(part, &used);
+    } catch (const std::exception &) {
+      used = 0;
+    }
+    if (i >= 3 || part.empty() || used != part.size())
+      throw CliError(exit_usage, fmt::format("--origin '{}' is not 1 to 3 numbers X,Y,Z", text));
+    o[i++] = v;
+    pos = end + 1;
+  }
+  return o;
+}
+
 } // namespace
 
 int cmd_export(const Args &args) {
@@ -164,17 +189,23 @@ int cmd_export(const Args &args) {
        "and PREFIX.xdmf")
       ("link", "do not write PREFIX.h5: the XDMF file refers to the dataset inside the checkpoint file "
                "(it breaks when the checkpoint is pruned)")
-      ("spacing", po::value<double>()->default_value(1.0), "grid spacing written to the XDMF geometry");
+      ("spacing", po::value<double>()->default_value(1.0), "grid spacing written to the XDMF or VTKHDF geometry")
+      ("vtkhdf", "write only PREFIX.hdf: a VTKHDF ImageData view (ParaView, VTK) whose array links to the "
+                 "field in the checkpoint (no copy; keep the two files together)")
+      ("origin", po::value<std::string>(), "VTKHDF grid origin X,Y,Z (default 0,0,0)");
   po::positional_options_description pos;
   pos.add("where", 1).add("step", 1);
   po::variables_map vm;
-  if (!parse_args("export", "DIR [STEP] --field F [-o PREFIX] [--link] [--spacing H]",
+  if (!parse_args("export", "DIR [STEP] --field F [-o PREFIX] [--link | --vtkhdf] [--spacing H] [--origin X,Y,Z]",
                   "Writes one field of a checkpoint as PREFIX.npy (numpy: np.load), PREFIX.h5 (a\n"
                   "plain HDF5 file with dataset /F and attributes step and time) and PREFIX.xdmf,\n"
                   "an XDMF 2 description of a uniform grid with the field as node data, which\n"
                   "ParaView and VisIt open directly. Arrays of 1 to 3 dimensions get an XDMF file;\n"
                   "other fields are written as .npy and .h5 only. Distributed fields are exported\n"
-                  "at their global shape; per-rank fields as the concatenation of all ranks' values.",
+                  "at their global shape; per-rank fields as the concatenation of all ranks' values.\n"
+                  "With --vtkhdf, writes only PREFIX.hdf, a few KiB of VTKHDF 1.0 ImageData whose\n"
+                  "point array is an HDF5 link into the checkpoint (vtkHDFReader, ParaView's VTKHDF\n"
+                  "reader); the last index of the field is x.",
                   args, opts, pos, vm))
     return exit_ok;
   std::optional<std::int64_t> step;
@@ -194,6 +225,18 @@ int cmd_export(const Args &args) {
   double spacing = vm["spacing"].as<double>();
   if (!(spacing > 0)) throw CliError(exit_usage, "--spacing must be a number > 0");
   bool link = vm.count("link") > 0;
+  if (vm.count("vtkhdf")) {
+    if (link) throw CliError(exit_usage, "--link and --vtkhdf do not go together (a VTKHDF view is always linked)");
+    GridGeometry grid;
+    grid.spacing = {spacing, spacing, spacing};
+    if (vm.count("origin")) grid.origin = parse_origin(vm["origin"].as<std::string>());
+    std::string out = vm.count("output") ? vm["output"].as<std::string>() + ".hdf"
+                                         : fmt::format("{}-{:012d}.hdf", name, info.step);
+    write_vtkhdf_view(file, name, field->shape, field->dtype, grid, out);
+    std::cout << fmt::format("wrote {} (VTKHDF ImageData, grid {}, linked to {}:/{})\n", out,
+                             shape_text(field->shape), file.string(), name);
+    return exit_ok;
+  }
   std::string prefix = vm.count("output") ? vm["output"].as<std::string>()
                                           : fmt::format("{}-{:012d}", name, info.step);
   fs::path npy_path = prefix + ".npy", h5_path = prefix + ".h5", xdmf_path = prefix + ".xdmf";

@@ -5,6 +5,7 @@
 #include "common.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -30,152 +31,31 @@ namespace ckpt::cli {
 
 namespace {
 
-/// A value of a flat JSON object: a number, a string, a boolean or null.
-struct JsonValue {
-  enum Type { number, string, boolean, null } type = null;
-  double num = 0;
-  std::string str;
-};
-using Record = std::map<std::string, JsonValue>;
+/// One record of the log: a flat JSON object (numbers, strings, booleans, null).
+using Record = nlohmann::json;
 
-/// Parses one flat JSON object ({"k": 1, "s": "x", ...}); nested objects and arrays are
-/// not part of the log format and make the line malformed. Returns nothing when malformed.
-class FlatJsonParser {
-public:
-  explicit FlatJsonParser(const std::string &s) : s_(s) {}
-
-  std::optional<Record> parse() {
-    Record r;
-    ws();
-    if (!eat('{')) return std::nullopt;
-    ws();
-    if (eat('}')) return end_ok() ? std::optional<Record>(r) : std::nullopt;
-    while (true) {
-      ws();
-      auto key = string_token();
-      if (!key) return std::nullopt;
-      ws();
-      if (!eat(':')) return std::nullopt;
-      ws();
-      auto v = value();
-      if (!v) return std::nullopt;
-      r[*key] = *v;
-      ws();
-      if (eat(',')) continue;
-      if (eat('}')) break;
-      return std::nullopt;
-    }
-    return end_ok() ? std::optional<Record>(r) : std::nullopt;
-  }
-
-private:
-  bool end_ok() {
-    ws();
-    return i_ == s_.size();
-  }
-  void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r' || s_[i_] == '\n')) ++i_;
-  }
-  bool eat(char c) {
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-  bool word(const char *w) {
-    std::size_t n = std::strlen(w);
-    if (s_.compare(i_, n, w) == 0) {
-      i_ += n;
-      return true;
-    }
-    return false;
-  }
-  std::optional<std::string> string_token() {
-    if (!eat('"')) return std::nullopt;
-    std::string out;
-    while (i_ < s_.size()) {
-      char c = s_[i_++];
-      if (c == '"') return out;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) return std::nullopt;
-      char e = s_[i_++];
-      switch (e) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': {
-        if (i_ + 4 > s_.size()) return std::nullopt;
-        unsigned cp = static_cast<unsigned>(std::strtoul(s_.substr(i_, 4).c_str(), nullptr, 16));
-        i_ += 4;
-        // File names and modes are ASCII; anything else is kept as '?'.
-        out += cp < 0x80 ? static_cast<char>(cp) : '?';
-        break;
-      }
-      default: return std::nullopt;
-      }
-    }
-    return std::nullopt;
-  }
-  std::optional<JsonValue> value() {
-    JsonValue v;
-    if (i_ >= s_.size()) return std::nullopt;
-    char c = s_[i_];
-    if (c == '"') {
-      auto s = string_token();
-      if (!s) return std::nullopt;
-      v.type = JsonValue::string;
-      v.str = *s;
-      return v;
-    }
-    if (word("true")) {
-      v.type = JsonValue::boolean;
-      v.num = 1;
-      return v;
-    }
-    if (word("false")) {
-      v.type = JsonValue::boolean;
-      return v;
-    }
-    if (word("null")) return v;
-    // Python's json module writes NaN and Infinity for non-finite floats.
-    if (word("NaN")) {
-      v.type = JsonValue::number;
-      v.num = std::nan("");
-      return v;
-    }
-    const char *begin = s_.c_str() + i_;
-    char *end = nullptr;
-    errno = 0;
-    double d = std::strtod(begin, &end);
-    if (end == begin || errno == ERANGE) return std::nullopt;
-    i_ += static_cast<std::size_t>(end - begin);
-    v.type = JsonValue::number;
-    v.num = d;
-    return v;
-  }
-
-  const std::string &s_;
-  std::size_t i_ = 0;
-};
+/// Parses one line of the log with nlohmann-json. Nested objects and arrays are not part
+/// of the log format and make the line malformed, as does anything that is not strict
+/// JSON (a partial last line, NaN). Returns nothing when malformed.
+std::optional<Record> parse_record(const std::string &line) {
+  Record r = Record::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (r.is_discarded() || !r.is_object()) return std::nullopt;
+  for (const auto &item : r.items())
+    if (item.value().is_structured()) return std::nullopt;
+  return r;
+}
 
 std::optional<double> num(const Record &r, const char *key) {
   auto it = r.find(key);
-  if (it == r.end() || it->second.type != JsonValue::number || !std::isfinite(it->second.num)) return std::nullopt;
-  return it->second.num;
+  if (it == r.end() || !it->is_number()) return std::nullopt;
+  double v = it->get<double>();
+  if (!std::isfinite(v)) return std::nullopt;
+  return v;
 }
 
 std::string str(const Record &r, const char *key) {
   auto it = r.find(key);
-  return it != r.end() && it->second.type == JsonValue::string ? it->second.str : std::string();
+  return it != r.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 /// Mean, max and the step of the max of a series.
@@ -282,7 +162,7 @@ int cmd_stats(const Args &args) {
   while (std::getline(in, line)) {
     ++lines;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto r = FlatJsonParser(line).parse();
+    auto r = parse_record(line);
     if (!r) {
       // A run killed in the middle of appending leaves a partial last line.
       if (!malformed) first_bad_line = lines;
@@ -336,27 +216,28 @@ int cmd_stats(const Args &args) {
   if (compute_seconds > 0) overhead = compute_blocked / compute_seconds;
 
   if (vm.count("json")) {
-    std::string out = "{";
-    out += fmt::format("\"log\":{},\"saves\":{},\"restores\":{},\"malformed_lines\":{},", json_string(log.string()),
-                       saves.size(), restores.size(), malformed);
-    out += fmt::format("\"first_step\":{},\"last_step\":{},\"total_bytes\":{:.0f},", first_step, last_step, total_bytes);
-    auto series = [](const char *name, const Series &s) {
-      if (!s.n) return fmt::format("\"{}\":null,", name);
-      return fmt::format("\"{}\":{{\"n\":{},\"mean\":{:.9g},\"min\":{:.9g},\"max\":{:.9g},\"max_step\":{},\"total\":{:.9g}}},",
-                         name, s.n, s.mean(), s.min, s.max, s.max_step, s.sum);
+    auto series = [](const Series &x) {
+      if (!x.n) return nlohmann::ordered_json();
+      return nlohmann::ordered_json{{"n", x.n},     {"mean", x.mean()},         {"min", x.min},
+                                    {"max", x.max}, {"max_step", x.max_step}, {"total", x.sum}};
     };
-    out += series("bytes", bytes) + series("blocked_seconds", blocked) + series("durable_seconds", durable) +
-           series("gbps", gbps) + series("iteration_seconds", iter) + series("checkpoint_iteration_ratio", ratio);
-    out += fmt::format("\"compute_seconds\":{:.9g},", compute_seconds);
-    out += overhead ? fmt::format("\"overhead\":{:.9g},", *overhead) : std::string("\"overhead\":null,");
-    out += "\"modes\":{";
-    bool first = true;
-    for (const auto &[m, n] : modes) {
-      out += fmt::format("{}{}:{}", first ? "" : ",", json_string(m), n);
-      first = false;
-    }
-    out += "}}\n";
-    std::cout << out;
+    nlohmann::ordered_json j = {{"log", log.string()},
+                                {"saves", saves.size()},
+                                {"restores", restores.size()},
+                                {"malformed_lines", malformed},
+                                {"first_step", first_step},
+                                {"last_step", last_step},
+                                {"total_bytes", static_cast<std::uint64_t>(std::llround(total_bytes))},
+                                {"bytes", series(bytes)},
+                                {"blocked_seconds", series(blocked)},
+                                {"durable_seconds", series(durable)},
+                                {"gbps", series(gbps)},
+                                {"iteration_seconds", series(iter)},
+                                {"checkpoint_iteration_ratio", series(ratio)},
+                                {"compute_seconds", compute_seconds},
+                                {"overhead", overhead ? nlohmann::ordered_json(*overhead) : nlohmann::ordered_json()},
+                                {"modes", modes}};
+    std::cout << json_dump(j) << "\n";
   } else {
     std::cout << fmt::format("statistics of {} ({} saves, {} restores)\n", log.string(), saves.size(), restores.size());
     if (malformed)

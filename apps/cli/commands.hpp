@@ -3,6 +3,7 @@
 // stdout, reports problems by throwing CliError, and returns its exit code.
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
@@ -30,7 +31,8 @@ bool parse_args(const std::string &name, const std::string &usage, const std::st
 /// Whether to show progress: --progress/--no-progress, else when stderr is a terminal.
 bool want_progress(const boost::program_options::variables_map &vm);
 
-/// Text for a string inside a JSON document (quotes included).
-std::string json_string(const std::string &s);
+/// A JSON document as one line (what every `--json` prints); bytes that are not UTF-8
+/// (file names may hold any) are replaced, not refused.
+std::string json_dump(const nlohmann::ordered_json &j);
 
 } // namespace ckpt::cli

@@ -1018,6 +1018,8 @@ class Checkpointer:
 
     @property
     def stopped(self) -> StopReason:
+        """Why ``steps()`` ended, as a StopReason: true only when it stopped early after a
+        checkpoint (signal, time limit or request stop())."""
         return self._stopped
 
     @property
@@ -1026,6 +1028,8 @@ class Checkpointer:
         return EXIT_MORE_WORK if self._stopped else 0
 
     def stats(self) -> dict:
+        """Save statistics of this rank's current core object: ``saves``, ``bytes``,
+        ``seconds``, ``last_seconds``, ``last_bytes``, ``last_step``. Local."""
         return self._core.stats()
 
     def close(self) -> None:

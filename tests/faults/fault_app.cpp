@@ -22,6 +22,7 @@
 #include <ckpt/ckpt.hpp>
 
 #include <mpi.h>
+#include <nlohmann/json.hpp>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -159,19 +160,10 @@ std::string digest(const State &st, std::uint64_t n) {
   return buf;
 }
 
-std::string json_escape(const std::string &s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\')
-      o += '\\', o += static_cast<char>(c);
-    else if (c < 0x20 || c >= 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else
-      o += static_cast<char>(c);
-  }
-  return o;
+/// One JSON line of a report; bytes that are not UTF-8 (messages may quote file names) are
+/// replaced.
+std::string json_line(const nlohmann::json &j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void say(const std::string &line) {
@@ -202,14 +194,12 @@ std::string restore_case(const std::string &dir, std::uint64_t n) {
     code = ckpt::errc_name(e.code());
     message = e.what();
   }
-  return "{\"dir\":\"" + json_escape(dir) + "\",\"code\":\"" + code + "\",\"restored\":" + std::to_string(restored) +
-         ",\"bitexact\":" + (exact ? "true" : "false") + ",\"message\":\"" + json_escape(message) + "\"}";
+  return json_line({{"dir", dir}, {"code", code}, {"restored", restored}, {"bitexact", exact}, {"message", message}});
 }
 
 std::string verify_json(const std::string &file) {
   const auto rep = ckpt::verify(file);
-  return "{\"file\":\"" + json_escape(file) + "\",\"ok\":" + (rep.ok ? "true" : "false") + ",\"reason\":\"" +
-         json_escape(rep.reason) + "\",\"blocks\":" + std::to_string(rep.blocks_checked) + "}";
+  return json_line({{"file", file}, {"ok", rep.ok}, {"reason", rep.reason}, {"blocks", rep.blocks_checked}});
 }
 
 Args parse(int argc, char **argv) {
