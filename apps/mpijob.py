@@ -1,7 +1,11 @@
-"""Helpers for killing whole MPI jobs (mpiexec and its ranks), shared by the demo and the
-kill/resume tests."""
+"""Helpers for running MPI jobs, following their progress and killing them whole
+(mpiexec and its ranks), shared by the demo and the kill/resume tests."""
 import os
+import random
+import re
 import signal
+import subprocess
+import threading
 import time
 
 
@@ -77,11 +81,6 @@ def wait_session_gone(sid, timeout=30.0):
 # A Job parses these lines as they arrive, so a test or the demo can interrupt a run at a
 # point chosen from its progress (a checkpoint committed, a step reached) instead of after a
 # guessed delay, and then check where each kill landed.
-
-import random
-import re
-import subprocess
-import threading
 
 PROGRESS_RE = re.compile(r"ckpt: progress (step|saved|restored) (\d+|none)\s*$")
 CKPT_FILE_RE = re.compile(r"^ckpt-(\d{12})\.h5$")
@@ -257,8 +256,8 @@ class Job:
 
 def kill_in_next_interval(job, every, rng=random, after=None, timeout=600.0):
     """Kills `job` at a point chosen from its progress: waits for a checkpoint committed
-    after step `after` (default: the first one this job commits), then for a step drawn at random
-    from the interval up to the next checkpoint (the kill may land during that
+    after step `after` (default: the first one this job commits), then for a step drawn
+    at random from the interval up to the next checkpoint (the kill may land during that
     checkpoint's write), and SIGKILLs it there. Returns the step at which the kill landed,
     or None if the job ended before (the caller asserts on it)."""
     base = -1 if after is None else after

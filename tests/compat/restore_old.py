@@ -10,6 +10,7 @@ verify and restore, bit for bit:
 Format version 1.x, written on 2026-12-03. Add a directory here whenever the format changes.
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -67,7 +68,8 @@ def main():
             r = subprocess.run([fl.MPIEXEC, "-n", "2", a.app, "--dir", d, "--n", "4", "--check-only"],
                                env=env, capture_output=True, text=True, timeout=120)
             print(f"{name}: {r.stdout.strip()}")
-            if r.returncode != 0 or '"restored":3,"bitexact":true' not in r.stdout:
+            rec = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+            if r.returncode != 0 or not rec or rec[0].get("restored") != 3 or not rec[0].get("bitexact"):
                 bad.append(f"{name}: {r.returncode} {r.stdout} {r.stderr}")
         elif name.startswith("v1-python") and a.pythonpath:
             script = os.path.join(work, "check.py")
