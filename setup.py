@@ -1,5 +1,4 @@
-"""setuptools driving the project's CMake for `pip install .` (see pyproject.toml; run by
-the in-tree backend ckpt_build.py next to it, from the repository root).
+"""setuptools driving the project's CMake for `pip install .` (see pyproject.toml).
 
 The extension ckpt._ckpt is built by CMake (python/CMakeLists.txt, target ckpt_python) with
 libckpt linked in statically, so the installed package is one self-contained module next to
@@ -16,7 +15,7 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 class CMakeExtension(Extension):
