@@ -59,34 +59,40 @@ static mode_t mode_arg(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
 }
 
+/* An open of a checkpoint file that must fail: errno set, -1 to return. */
+static int refuse_open(const char *path) {
+  if (!is_checkpoint(path) || !active("open"))
+    return 0;
+  errno = fail_errno();
+  return 1;
+}
+
+typedef int (*open_fn)(const char *, int, ...);
+
+static int open_with(open_fn *real, const char *symbol, const char *path, int flags, mode_t m) {
+  if (!*real)
+    *real = (open_fn)dlsym(RTLD_NEXT, symbol);
+  if (refuse_open(path))
+    return -1;
+  return track((*real)(path, flags, m), path);
+}
+
 int open(const char *path, int flags, ...) {
-  static int (*real)(const char *, int, ...);
-  if (!real)
-    real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+  static open_fn real;
   va_list ap;
   va_start(ap, flags);
   mode_t m = mode_arg(flags, ap);
   va_end(ap);
-  if (is_checkpoint(path) && active("open")) {
-    errno = fail_errno();
-    return -1;
-  }
-  return track(real(path, flags, m), path);
+  return open_with(&real, "open", path, flags, m);
 }
 
 int open64(const char *path, int flags, ...) {
-  static int (*real)(const char *, int, ...);
-  if (!real)
-    real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
+  static open_fn real;
   va_list ap;
   va_start(ap, flags);
   mode_t m = mode_arg(flags, ap);
   va_end(ap);
-  if (is_checkpoint(path) && active("open")) {
-    errno = fail_errno();
-    return -1;
-  }
-  return track(real(path, flags, m), path);
+  return open_with(&real, "open64", path, flags, m);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {
@@ -97,10 +103,8 @@ int openat(int dirfd, const char *path, int flags, ...) {
   va_start(ap, flags);
   mode_t m = mode_arg(flags, ap);
   va_end(ap);
-  if (is_checkpoint(path) && active("open")) {
-    errno = fail_errno();
+  if (refuse_open(path))
     return -1;
-  }
   return track(real(dirfd, path, flags, m), path);
 }
 
