@@ -1,5 +1,6 @@
 #include "dir_lock.hpp"
 #include "plan.hpp"
+#include "policy.hpp"
 #include "restore_fallback.hpp"
 #include "async_writer.hpp"
 #include "job_env.hpp"
@@ -76,9 +77,6 @@ void validate_name(const std::string &name, const char *what) {
   }
 }
 
-// Flags exchanged at step boundaries.
-// flag_write_pending: this rank's background write of an async save is still running.
-enum : int { flag_signal = 1, flag_time_due = 2, flag_time_limit = 4, flag_requested = 8, flag_write_pending = 16 };
 
 void fsync_path(const std::string &path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
@@ -173,7 +171,7 @@ struct Checkpointer::Impl {
   std::map<std::string, std::string> metadata;
   bool restore_done = false;     // the loop helper restores once
   bool frozen = false;           // fields were restored into: no more registrations until clear_fields()
-  std::int64_t saved_step = -1;  // step of the last successful save() (committed, or staged when async)
+  std::int64_t saved_step = -1;  // step of the last successful save() (committed, or staged when async) or restore
   std::optional<std::int64_t> restored;
   SaveStats stats;
   double sim_time = 0;
@@ -185,11 +183,7 @@ struct Checkpointer::Impl {
   // the next, so the common case costs no synchronisation.
   MPI_Request req = MPI_REQUEST_NULL;
   int send_flags = 0, recv_flags = 0, carry_flags = 0;
-  double last_ckpt_clock = 0;     // rank 0: mono() of the last checkpoint (or start)
-  double last_boundary = -1;      // mono() of the previous should_checkpoint call
-  double iter_sum = 0, iter_max = 0;
-  std::int64_t iter_count = 0;
-  double max_save = 0;
+  detail::PolicyHistory history;  // step durations and save costs (policy.hpp), clock mono()
   double end_time = NAN;          // job end, seconds since epoch (rank 0's reading)
 
   int rank() const { return comm.rank(); }
@@ -240,31 +234,6 @@ struct Checkpointer::Impl {
     }
     return b;
   }
-  // every=auto: Daly's optimum compute time between checkpoints for checkpoint cost C and
-  // mean time between failures M: sqrt(2CM) * (1 + sqrt(C/2M)/3 + (C/2M)/9) - C for C < 2M,
-  // else M (Young's sqrt(2CM) is its first term). C is what a checkpoint costs the run: the
-  // whole save when sync, the time save() blocked when async.
-  double auto_interval() const {
-    double c = stats.saves > 0 ? (opts.mode == Mode::async && max_blocked > 0 ? max_blocked : max_save)
-                               : estimated_save_seconds();
-    c = std::max(c, 1e-3);
-    const double m = opts.mtbf_seconds;
-    if (c >= 2 * m)
-      return m;
-    const double x = c / (2 * m);
-    return std::sqrt(2 * c * m) * (1 + std::sqrt(x) / 3 + x / 9) - c;
-  }
-  double estimated_save_seconds() const {
-    if (stats.saves > 0)
-      return max_save;
-    // Before the first save: assume a slow 100 MB/s for this rank's share, times the ranks.
-    return double(registered_bytes()) * comm.size() / 100e6;
-  }
-  double time_limit_margin() const {
-    if (opts.margin_seconds > 0)
-      return opts.margin_seconds;
-    return 5.0 + 2.0 * estimated_save_seconds() + 2.0 * iter_max;
-  }
   void append_stats(const std::string &line) const {
     // O_NOFOLLOW: a symlink planted at the log is not followed to append to another file.
     const int fd = ::open((dir / "ckpt-stats.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0666);
@@ -307,7 +276,6 @@ struct Checkpointer::Impl {
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
-  double max_blocked = 0;
   // Collective: waits for this rank's write of the pending save and commits it.
   void complete_pending();
   void commit(Pending &p);
@@ -364,7 +332,7 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
     detail::install_stop_handlers(m.opts.signals);
     m.handlers = true;
   }
-  m.last_ckpt_clock = mono();
+  m.history.last_checkpoint = mono();
 }
 
 Checkpointer::~Checkpointer() {
@@ -632,11 +600,11 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   for (const auto &w : writes)
     p->payload += volume(w.shape) * dtype_size(w.dtype);
   {
-    // One broadcast carries rank 0's outcome and the layout: "E<code> <message>" or
-    // "O<created>\n<offset> <offset> ...".
-    std::string msg;
+    // Rank 0's outcome, then (when it succeeded) the layout: the creation time recorded in
+    // the file and each dataset's data offset.
+    mpi::Status st;
     if (rank() == 0) {
-      auto st = mpi::capture(0, [&] {
+      st = mpi::capture(0, [&] {
         // Never write through a file or link planted at the temp path.
         if (::unlink(p->tmp_path.c_str()) != 0 && errno != ENOENT)
           throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", p->tmp_path.string(), std::strerror(errno)));
@@ -655,31 +623,16 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
       });
       if (!st.ok() && st.code == Errc::hdf5)
         st = no_space_or(st, p->payload);
-      if (st.ok()) {
-        msg = "O" + p->layout.created + "\n";
-        for (auto o : p->layout.data_offset)
-          msg += fmt::format("{} ", o);
-      } else {
+      if (!st.ok())
         ::unlink(p->tmp_path.c_str());
-        msg = fmt::format("E{} {}", static_cast<int>(st.code), st.message);
-      }
     }
-    msg = comm.bcast(msg, 0, "broadcasting the checkpoint layout");
-    if (msg.empty() || msg[0] != 'O') {
-      char *rest = nullptr;
-      const long code = msg.size() > 1 ? std::strtol(msg.c_str() + 1, &rest, 10) : static_cast<long>(Errc::internal);
-      throw Error(static_cast<Errc>(code), 0, rest && *rest ? std::string(rest + 1) : msg);
-    }
-    if (rank() != 0) {
-      const auto nl = msg.find('\n');
-      p->layout.created = msg.substr(1, nl - 1);
-      const char *c = msg.c_str() + nl + 1;
-      for (std::size_t i = 0; i < writes.size(); ++i) {
-        char *next = nullptr;
-        p->layout.data_offset.push_back(std::strtoull(c, &next, 10));
-        c = next;
-      }
-    }
+    st = mpi::bcast(comm, st, 0, "broadcasting the outcome of creating the checkpoint file");
+    if (!st.ok())
+      throw Error(st.code, 0, st.message);
+    p->layout.created = comm.bcast(p->layout.created, 0, "broadcasting the checkpoint layout");
+    p->layout.data_offset = comm.bcast(p->layout.data_offset, 0, "broadcasting the checkpoint layout");
+    if (p->layout.data_offset.size() != writes.size())
+      throw Error(Errc::internal, 0, "the checkpoint layout does not list every field");
   }
 
   // 5. Every rank writes its bytes at those offsets. Block checksums of distributed and
@@ -689,10 +642,11 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
     hashed[i] = fields[i].kind != Kind::replicated;
   p->plan = formats::plan_writes(writes, p->layout, hashed);
   const Fault f_write = fault_action("write", rank()), f_fsync = fault_action("fsync", rank());
-  if (iter_count > 0)
-    p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", iter_count, iter_sum / double(iter_count));
-  iter_sum = 0;
-  iter_count = 0;
+  if (history.iter_count > 0)
+    p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", history.iter_count,
+                          history.iter_sum / double(history.iter_count));
+  history.iter_sum = 0;
+  history.iter_count = 0;
   if (opts.mode == Mode::sync) {
     p->status = mpi::capture(rank(), [&] {
       fault_apply(f_write, "write", rank());
@@ -714,7 +668,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   stats.seconds += p->blocked;
   stats.last_seconds = p->blocked;
   pending = std::move(p);
-  last_ckpt_clock = mono();
+  history.last_checkpoint = mono();
   saved_step = step; // staged; committed (or its error thrown) by a later collective call
   if (!pending->status.ok()) {
     pending->write_end = mono();
@@ -770,27 +724,26 @@ void Checkpointer::Impl::commit(Pending &p) {
     cleanup_tmp();
     throw;
   }
-  const double durable_local = p.write_end - p.t0;
-  std::vector<std::uint64_t> mine(2 + p.writes.size(), 0);
-  std::memcpy(&mine[0], &durable_local, sizeof(double));
-  std::memcpy(&mine[1], &p.blocked, sizeof(double));
+  // Each rank's timings (one typed message), then its block checksums.
+  struct Timings {
+    double durable; // seconds from the start of save() until this rank's data was durable
+    double blocked; // seconds save() blocked this rank
+  };
+  double durable = 0, blocked = 0;
+  for (const auto &t : comm.allgather_message(Timings{p.write_end - p.t0, p.blocked}, "gathering save timings")) {
+    durable = std::max(durable, t.durable);
+    blocked = std::max(blocked, t.blocked);
+  }
+  std::vector<std::uint64_t> mine(p.writes.size(), 0);
   for (std::size_t i = 0; i < p.writes.size() && i < p.digests.size(); ++i)
-    mine[2 + i] = p.digests[i];
+    mine[i] = p.digests[i];
   std::vector<std::uint64_t> starts;
   const auto all = comm.allgatherv(mine, &starts, "gathering checksums");
-  double durable = 0, blocked = 0;
-  for (int r = 0; r < n; ++r) {
-    double d, b;
-    std::memcpy(&d, &all[starts[static_cast<std::size_t>(r)]], sizeof(double));
-    std::memcpy(&b, &all[starts[static_cast<std::size_t>(r)] + 1], sizeof(double));
-    durable = std::max(durable, d);
-    blocked = std::max(blocked, b);
-  }
   for (std::size_t i = 0; i < p.writes.size(); ++i) {
     if (p.writes[i].kind == Kind::replicated) // the fields may have changed since the save
       continue;
     for (auto &b : p.writes[i].blocks)
-      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + 2 + i];
+      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + i];
   }
   try {
     on_root([&] {
@@ -864,10 +817,9 @@ void Checkpointer::Impl::commit(Pending &p) {
     stats.last_seconds = secs;
     blocked = secs;
   }
-  max_save = std::max(max_save, std::max(durable, p.mode == Mode::sync ? secs : 0.0));
-  max_blocked = std::max(max_blocked, blocked);
+  history.record_save(std::max(durable, p.mode == Mode::sync ? secs : 0.0), blocked);
   if (p.mode == Mode::sync)
-    last_ckpt_clock = mono();
+    history.last_checkpoint = mono();
   progress("saved", step);
   if (rank() == 0) {
     const double dur = p.mode == Mode::sync ? secs : durable;
@@ -903,6 +855,7 @@ std::int64_t Checkpointer::restore_from(const std::string &file) {
   m.restore_done = true;
   m.frozen = true;
   m.restored = step;
+  m.saved_step = step;
   m.progress("restored", step);
   return step;
 }
@@ -915,6 +868,8 @@ std::optional<std::int64_t> Checkpointer::restore() {
   m.restore_done = true;
   m.frozen = true;
   m.restored = r;
+  if (r)
+    m.saved_step = *r;
   m.progress("restored", r);
   return r;
 }
@@ -1085,7 +1040,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
     append_stats(fmt::format("{{\"event\":\"restore\",\"step\":{},\"unix\":{:.3f},\"nranks\":{},\"saved_nranks\":{},"
                              "\"bytes\":{},\"seconds\":{:.6f},\"file\":\"{}\"}}",
                              info.step, now(), n, info.nranks, total, secs, fs::path(file).filename().string()));
-  last_ckpt_clock = mono();
+  history.last_checkpoint = mono();
   return info.step;
 }
 
@@ -1103,62 +1058,42 @@ bool Checkpointer::should_checkpoint(std::int64_t step) {
   m.progress("step", step);
   const double t = mono();
   ++m.boundaries;
-  if (m.last_boundary >= 0) {
-    const double it = t - m.last_boundary;
-    m.iter_sum += it;
-    m.iter_max = std::max(m.iter_max, it);
-    ++m.iter_count;
+  m.history.record_boundary(t);
+  // What this rank saw: signals and request_stop() (any rank), the clock (rank 0 only).
+  int local = detail::stop_flags(detail::stop_signal());
+  if (m.rank() == 0) {
+    if (m.history.saves == 0 && (m.opts.every_auto || !std::isnan(m.end_time)))
+      m.history.state_bytes = m.registered_bytes() * static_cast<std::uint64_t>(m.comm.size());
+    local |= detail::clock_flags(m.opts, m.history, t, now(), m.end_time);
   }
-  bool due = m.opts.every > 0 && step % m.opts.every == 0;
-  {
-    // Signals, time and request_stop() are seen by some ranks only: always agree.
-    int local = 0;
-    if (const int sig = detail::stop_signal(); sig > 0)
-      local |= flag_signal;
-    else if (sig < 0)
-      local |= flag_requested;
-    if (m.rank() == 0) {
-      const double since = t - m.last_ckpt_clock;
-      if (m.opts.seconds > 0 && since >= m.opts.seconds)
-        local |= flag_time_due;
-      if (m.opts.every_auto && since >= m.auto_interval())
-        local |= flag_time_due;
-      if (!std::isnan(m.end_time) && m.end_time - now() < m.time_limit_margin())
-        local |= flag_time_limit;
-    }
-    int agreed = m.carry_flags;
-    std::int64_t from = m.carry_boundary; // the boundary whose flags `agreed` holds
-    m.carry_flags = 0;
-    m.carry_boundary = 0;
-    if (m.req != MPI_REQUEST_NULL) {
-      mpi::check(MPI_Wait(&m.req, MPI_STATUS_IGNORE), "completing the step agreement", m.rank());
-      agreed |= m.recv_flags;
-      from = m.req_boundary;
-    }
-    // An async save is committed once every rank reported at a boundary after it that its
-    // background write is done. All ranks see the same flags: they commit together, and a
-    // failed background write throws here on every rank.
-    if (m.pending && from > m.pending->boundary && !(agreed & flag_write_pending))
-      m.complete_pending();
-    if (m.pending && !m.worker.done())
-      local |= flag_write_pending;
-    m.send_flags = local;
-    m.req_boundary = m.boundaries;
-    mpi::check(MPI_Iallreduce(&m.send_flags, &m.recv_flags, 1, MPI_INT, MPI_BOR, m.comm.get(), &m.req),
-               "starting the step agreement", m.rank());
-    if (agreed & (flag_signal | flag_time_limit | flag_requested)) {
-      m.stopped = (agreed & flag_signal)       ? StopReason::signal
-                  : (agreed & flag_time_limit) ? StopReason::time_limit
-                                               : StopReason::requested;
-      due = true;
-    }
-    if (agreed & flag_time_due)
-      due = true;
+  // The step agreement: the OR of every rank's flags, started here and completed at the
+  // next boundary (so the common case waits for nothing). `agreed` holds the flags of the
+  // boundary `from`.
+  int agreed = m.carry_flags;
+  std::int64_t from = m.carry_boundary;
+  m.carry_flags = 0;
+  m.carry_boundary = 0;
+  if (m.req != MPI_REQUEST_NULL) {
+    mpi::check(MPI_Wait(&m.req, MPI_STATUS_IGNORE), "completing the step agreement", m.rank());
+    agreed |= m.recv_flags;
+    from = m.req_boundary;
   }
-  if (due && m.saved_step == step)
-    due = false; // already saved at this step
-  m.last_boundary = mono();
-  return due || (m.stopped != StopReason::none && m.stopped != StopReason::finished);
+  // An async save is committed once every rank reported at a boundary after it that its
+  // background write is done. All ranks see the same flags: they commit together, and a
+  // failed background write throws here on every rank.
+  if (m.pending && from > m.pending->boundary && !(agreed & detail::flag_write_pending))
+    m.complete_pending();
+  if (m.pending && !m.worker.done())
+    local |= detail::flag_write_pending;
+  m.send_flags = local;
+  m.req_boundary = m.boundaries;
+  mpi::check(MPI_Iallreduce(&m.send_flags, &m.recv_flags, 1, MPI_INT, MPI_BOR, m.comm.get(), &m.req),
+             "starting the step agreement", m.rank());
+  // The same flags on every rank: the same decision (policy.hpp).
+  const auto d = detail::decide(m.opts, step, agreed, m.saved_step, m.stopped);
+  m.stopped = d.stop;
+  m.history.last_boundary = mono();
+  return d.save;
 }
 
 StepRange Checkpointer::steps(std::int64_t total) { return StepRange(*this, total); }
@@ -1190,7 +1125,7 @@ StepRange::iterator StepRange::begin() {
     start = *m.restored;
   }
   m.stopped = StopReason::none;
-  m.last_boundary = mono();
+  m.history.last_boundary = mono();
   if (start >= total_) {
     m.stopped = StopReason::finished;
     return iterator(this, total_, true);
@@ -1227,7 +1162,7 @@ StopReason Checkpointer::after_step(std::int64_t done, bool last, const std::fun
   }
   if (last || m.stopped != StopReason::none)
     wait(); // leaving the loop: the last checkpoint must be durable (async mode)
-  m.last_boundary = mono();
+  m.history.last_boundary = mono();
   if (last) {
     m.stopped = StopReason::finished;
     return StopReason::finished;
@@ -1244,6 +1179,12 @@ StopReason Checkpointer::after_step(std::int64_t done, bool last, const std::fun
 void Checkpointer::clear_fields() {
   impl_->fields.clear();
   impl_->frozen = false;
+}
+
+std::optional<std::int64_t> Checkpointer::saved_step() const noexcept {
+  if (impl_->saved_step < 0)
+    return std::nullopt;
+  return impl_->saved_step;
 }
 
 std::optional<std::int64_t> Checkpointer::pending_step() const noexcept {

@@ -113,6 +113,23 @@ std::vector<std::uint64_t> Comm::allgatherv(const std::vector<std::uint64_t> &v,
   return r;
 }
 
+std::vector<std::uint64_t> Comm::bcast(const std::vector<std::uint64_t> &v, int root,
+                                       const char *what) const {
+  const std::int64_t n = bcast(static_cast<std::int64_t>(v.size()), root, what);
+  std::vector<std::uint64_t> r = rank_ == root ? v : std::vector<std::uint64_t>(static_cast<std::size_t>(n));
+  if (n > 0)
+    check(MPI_Bcast(r.data(), static_cast<int>(n), MPI_UINT64_T, root, comm_), what, rank_);
+  return r;
+}
+
+Status bcast(const Comm &comm, const Status &st, int root, const char *what) {
+  Status r;
+  r.code = static_cast<Errc>(comm.bcast(static_cast<std::int64_t>(st.code), root, what));
+  if (r.code != Errc::ok)
+    r.message = comm.bcast(st.message, root, what);
+  return r;
+}
+
 Status Status::from_current_exception(int rank) {
   try {
     throw;

@@ -836,7 +836,6 @@ class Checkpointer:
         self.time: float = 0.0
         self.restored_step: int | None = None
         self._stopped = StopReason("none")
-        self._last_saved: int | None = None
 
     def _new_core(self):
         # One core session for the Checkpointer's whole life: it holds the directory lock,
@@ -860,7 +859,6 @@ class Checkpointer:
         else:
             self.state, self.step, self.time = r
             self.restored_step = self.step
-            self._last_saved = self.step
         return self.state
 
     def save(self, step: int | None = None) -> str:
@@ -873,7 +871,6 @@ class Checkpointer:
         # The core waits for an async save still in flight (commits it or raises its error)
         # before this one; this one's write then overlaps the next steps.
         _save_with(self._core, self.comm, fields, tree, step, self.time)
-        self._last_saved = step
         return os.path.join(self.path, _ckpt.checkpoint_file_name(step))
 
     def steps(self, total: int):
@@ -992,7 +989,7 @@ class Checkpointer:
                 completed = True
             if not pos.frames:
                 # The end of a top-level loop or phase: the final checkpoint.
-                if self.final and self._last_saved != self.step:
+                if self.final and self._core.saved_step != self.step:
                     self.save(self.step)
                 self._core.wait()
                 self._stopped = StopReason("finished")

@@ -364,6 +364,9 @@ PYBIND11_MODULE(_ckpt, m) {
            py::arg("save") = py::none(),
            "The core's step boundary (collective): policy, save (by save(done) when given), and "
            "on a stop or at the last step a durable commit; returns the stop reason name.")
+      .def_property_readonly("saved_step",
+                             [](PyCheckpointer &s) { return s.cp().saved_step(); },
+                             "The step of the last save (committed, or staged when async) or restore, or None.")
       .def_property_readonly("pending_step",
                              [](PyCheckpointer &s) { return s.cp().pending_step(); },
                              "Step of an async save not yet committed (its write may still run).")

@@ -3,10 +3,12 @@
 #include <ckpt/ckpt.hpp>
 #include <ckpt/formats/checksum.hpp>
 
-#include "plan.hpp" // libckpt/src: the save's plan stage
+#include "plan.hpp"   // libckpt/src: the save's plan stage
+#include "policy.hpp" // libckpt/src: when to checkpoint and when to stop
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -125,4 +127,99 @@ TEST(Plan, FindsOverlapsAtAnyBlockCount) {
   EXPECT_FALSE(find_overlap(with_empty));
   with_empty.push_back(box(396, 396, 4, 4));
   EXPECT_TRUE(find_overlap(with_empty));
+}
+
+// ------------------------------------------------------------------------------------------
+// Policy: a pure function of the options and the recorded history.
+
+TEST(Policy, EveryNStepsAndNotTwiceAtTheSameStep) {
+  using namespace ckpt::detail;
+  ckpt::Options o;
+  o.every = 10;
+  EXPECT_FALSE(decide(o, 9, 0, -1, ckpt::StopReason::none).save);
+  EXPECT_TRUE(decide(o, 10, 0, -1, ckpt::StopReason::none).save);
+  EXPECT_FALSE(decide(o, 10, 0, 10, ckpt::StopReason::none).save); // saved there already
+  EXPECT_TRUE(decide(o, 13, flag_time_due, 10, ckpt::StopReason::none).save);
+  o.every = 0;
+  EXPECT_FALSE(decide(o, 10, 0, -1, ckpt::StopReason::none).save);
+}
+
+TEST(Policy, AgreedStopFlagsStopAndHold) {
+  using namespace ckpt::detail;
+  ckpt::Options o;
+  auto d = decide(o, 5, flag_requested, -1, ckpt::StopReason::none);
+  EXPECT_TRUE(d.save);
+  EXPECT_EQ(d.stop, ckpt::StopReason::requested);
+  // A signal wins over a time limit, which wins over a request.
+  EXPECT_EQ(decide(o, 5, flag_signal | flag_time_limit | flag_requested, -1, ckpt::StopReason::none).stop,
+            ckpt::StopReason::signal);
+  EXPECT_EQ(decide(o, 5, flag_time_limit | flag_requested, -1, ckpt::StopReason::none).stop,
+            ckpt::StopReason::time_limit);
+  // Once decided, a stop holds at the next boundary without new flags, and the stop path
+  // is asked to save (after_step skips a step already saved).
+  d = decide(o, 6, 0, 5, ckpt::StopReason::signal);
+  EXPECT_EQ(d.stop, ckpt::StopReason::signal);
+  EXPECT_TRUE(d.save);
+  // A finished run is not a stop that needs a save.
+  EXPECT_FALSE(decide(o, 7, 0, 7, ckpt::StopReason::finished).save);
+  // flag_write_pending alone decides nothing.
+  EXPECT_FALSE(decide(o, 7, flag_write_pending, -1, ckpt::StopReason::none).save);
+}
+
+TEST(Policy, StopFlagsFromTheSignalState) {
+  using namespace ckpt::detail;
+  EXPECT_EQ(stop_flags(0), 0);
+  EXPECT_EQ(stop_flags(SIGUSR1), flag_signal);
+  EXPECT_EQ(stop_flags(-1), flag_requested);
+}
+
+TEST(Policy, DalyIntervalFromTheMeasuredCost) {
+  using namespace ckpt::detail;
+  ckpt::Options o;
+  o.mtbf_seconds = 3600;
+  PolicyHistory h;
+  h.record_save(2.0, 0.5);
+  const double c = 2.0, m = 3600, x = c / (2 * m);
+  const double daly = std::sqrt(2 * c * m) * (1 + std::sqrt(x) / 3 + x / 9) - c;
+  EXPECT_NEAR(auto_interval(o, h), daly, 1e-9);
+  EXPECT_GT(auto_interval(o, h), 100.0); // about 118 s, close to Young's sqrt(2CM) = 120 s
+  EXPECT_LT(auto_interval(o, h), 120.0);
+  // Async: the cost to the run is the time save() blocked.
+  o.mode = ckpt::Mode::async;
+  const double x2 = 0.5 / (2 * m);
+  EXPECT_NEAR(auto_interval(o, h), std::sqrt(2 * 0.5 * m) * (1 + std::sqrt(x2) / 3 + x2 / 9) - 0.5, 1e-9);
+  // A checkpoint that costs more than twice the MTBF: checkpoint every MTBF.
+  o.mode = ckpt::Mode::sync;
+  PolicyHistory slow;
+  slow.record_save(8000, 8000);
+  EXPECT_EQ(auto_interval(o, slow), 3600);
+  // Before the first save: the state's size at 100 MB/s.
+  PolicyHistory none;
+  none.state_bytes = 400'000'000;
+  EXPECT_DOUBLE_EQ(estimated_save_seconds(none), 4.0);
+}
+
+TEST(Policy, ClockFlagsFromTheHistory) {
+  using namespace ckpt::detail;
+  ckpt::Options o;
+  PolicyHistory h;
+  h.last_checkpoint = 100;
+  EXPECT_EQ(clock_flags(o, h, 1e6, 0, NAN), 0); // no interval, no limit: the clock says nothing
+  o.seconds = 30;
+  EXPECT_EQ(clock_flags(o, h, 129, 0, NAN), 0);
+  EXPECT_EQ(clock_flags(o, h, 130, 0, NAN), flag_time_due);
+  // The time limit: margin 5 s + 2 x save + 2 x the longest step.
+  o.seconds = 0;
+  h.record_boundary(10);
+  h.last_boundary = 10;
+  h.record_boundary(13); // a 3 s step
+  EXPECT_EQ(h.iter_count, 1);
+  EXPECT_DOUBLE_EQ(h.iter_max, 3);
+  h.record_save(1.0, 1.0);
+  EXPECT_DOUBLE_EQ(time_limit_margin(o, h), 5 + 2 * 1.0 + 2 * 3);
+  EXPECT_EQ(clock_flags(o, h, 0, 1000, 1014), 0);              // 14 s left, margin 13 s
+  EXPECT_EQ(clock_flags(o, h, 0, 1000, 1012.5), flag_time_limit);
+  o.margin_seconds = 60;                                        // an explicit margin wins
+  EXPECT_EQ(clock_flags(o, h, 0, 1000, 1059), flag_time_limit);
+  EXPECT_EQ(clock_flags(o, h, 0, 1000, 1061), 0);
 }

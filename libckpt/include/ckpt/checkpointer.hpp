@@ -171,6 +171,10 @@ public:
   /// The step of an async save not yet committed (its write may still run), if any.
   std::optional<std::int64_t> pending_step() const noexcept;
 
+  /// The step whose state is in a checkpoint: the last successful save() (committed, or
+  /// staged when async), or the restored step; nothing before either.
+  std::optional<std::int64_t> saved_step() const noexcept;
+
   /// Loop helper: restores (once), then yields the steps from the restored step (or 0) to
   /// `total - 1`. After each step it checkpoints per policy; after a stop request it saves
   /// and ends the loop early. Collective over comm.

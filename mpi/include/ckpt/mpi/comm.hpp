@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace ckpt::mpi {
@@ -46,6 +47,17 @@ public:
   std::vector<std::uint64_t> allgatherv(const std::vector<std::uint64_t> &v,
                                         std::vector<std::uint64_t> *starts,
                                         const char *what) const;
+  /// Root's vector on every rank (the size travels too).
+  std::vector<std::uint64_t> bcast(const std::vector<std::uint64_t> &v, int root, const char *what) const;
+  /// Every rank's message, indexed by rank. A message is a plain struct of numbers (for
+  /// example a rank's timings), sent as its bytes: all ranks run the same build of ckpt.
+  template <class T> std::vector<T> allgather_message(const T &mine, const char *what) const {
+    static_assert(std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T>,
+                  "a message is a plain struct of numbers");
+    std::vector<T> all(static_cast<std::size_t>(size_));
+    check(MPI_Allgather(&mine, sizeof(T), MPI_BYTE, all.data(), sizeof(T), MPI_BYTE, comm_), what, rank_);
+    return all;
+  }
 
 private:
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -60,6 +72,9 @@ struct Status {
   bool ok() const noexcept { return code == Errc::ok; }
   static Status from_current_exception(int rank);
 };
+
+/// Root's status on every rank (code and message). Collective.
+Status bcast(const Comm &comm, const Status &st, int root, const char *what);
 
 /// Agrees on the outcome across all ranks: when any rank failed, every rank throws the
 /// same Error (the code and message of the lowest failing rank). Collective.
