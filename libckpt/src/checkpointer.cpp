@@ -3,6 +3,7 @@
 #include "policy.hpp"
 #include "restore_fallback.hpp"
 #include "async_writer.hpp"
+#include "commit.hpp"
 #include "job_env.hpp"
 #include "signals.hpp"
 
@@ -75,69 +76,6 @@ void validate_name(const std::string &name, const char *what) {
     if (!(std::isalnum(c) || c == '_' || c == '.' || c == '-'))
       fail("use letters, digits, '_', '.' and '-'");
   }
-}
-
-
-void fsync_path(const std::string &path, bool directory) {
-  int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw Error(Errc::io, -1, fmt::format("cannot open {} to fsync it: {}", path, std::strerror(errno)));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, -1,
-                fmt::format("fsync of {} failed: {}", path, std::strerror(err)));
-}
-
-// Test hook for fault injection: CKPT_TEST_FAULT="<point>@<rank>[:kill]" makes `rank` (or
-// every rank for "*") fail with Errc::io, or die by SIGKILL, at that point of save.
-// Points: write (before the data), fsync (after the data), rename, latest, prune.
-enum class Fault { none, fail, kill };
-Fault fault_action(const char *point, int rank) {
-  const char *spec = std::getenv("CKPT_TEST_FAULT");
-  if (!spec)
-    return Fault::none;
-  std::string s(spec);
-  const auto at = s.find('@');
-  if (at == std::string::npos || s.substr(0, at) != point)
-    return Fault::none;
-  std::string who = s.substr(at + 1), action = "fail";
-  if (auto colon = who.find(':'); colon != std::string::npos) {
-    action = who.substr(colon + 1);
-    who = who.substr(0, colon);
-  }
-  if (who != "*" && who != std::to_string(rank))
-    return Fault::none;
-  return action == "kill" ? Fault::kill : Fault::fail;
-}
-// Acts on a fault decided earlier (on the application thread; the background writer must
-// not read the environment while the application may change it).
-void fault_apply(Fault f, const char *point, int rank) {
-  if (f == Fault::kill)
-    ::kill(::getpid(), SIGKILL);
-  if (f == Fault::fail)
-    throw Error(Errc::io, rank, fmt::format("injected fault at '{}' (CKPT_TEST_FAULT)", point));
-}
-
-void fault_point(const char *point, int rank) {
-  const char *spec = std::getenv("CKPT_TEST_FAULT");
-  if (!spec)
-    return;
-  std::string s(spec);
-  const auto at = s.find('@');
-  if (at == std::string::npos || s.substr(0, at) != point)
-    return;
-  std::string who = s.substr(at + 1), action = "fail";
-  if (auto colon = who.find(':'); colon != std::string::npos) {
-    action = who.substr(colon + 1);
-    who = who.substr(0, colon);
-  }
-  if (who != "*" && who != std::to_string(rank))
-    return;
-  if (action == "kill")
-    ::kill(::getpid(), SIGKILL);
-  throw Error(Errc::io, rank, fmt::format("injected fault at '{}' (CKPT_TEST_FAULT)", point));
 }
 
 std::string human_bytes(std::uint64_t b) {
@@ -234,18 +172,7 @@ struct Checkpointer::Impl {
     }
     return b;
   }
-  void append_stats(const std::string &line) const {
-    // O_NOFOLLOW: a symlink planted at the log is not followed to append to another file.
-    const int fd = ::open((dir / "ckpt-stats.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0666);
-    std::FILE *f = fd >= 0 ? ::fdopen(fd, "a") : nullptr;
-    if (!f) {
-      if (fd >= 0)
-        ::close(fd);
-      return; // statistics are best effort; the checkpoint itself is committed
-    }
-    std::fprintf(f, "%s\n", line.c_str());
-    std::fclose(f);
-  }
+  void append_stats(const std::string &line) const { detail::append_stats_line(dir, line); }
 
   void save(std::int64_t step, double time);
 
@@ -641,7 +568,7 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   for (std::size_t i = 0; i < fields.size(); ++i)
     hashed[i] = fields[i].kind != Kind::replicated;
   p->plan = formats::plan_writes(writes, p->layout, hashed);
-  const Fault f_write = fault_action("write", rank()), f_fsync = fault_action("fsync", rank());
+  const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
   if (history.iter_count > 0)
     p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", history.iter_count,
                           history.iter_sum / double(history.iter_count));
@@ -649,10 +576,10 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   history.iter_count = 0;
   if (opts.mode == Mode::sync) {
     p->status = mpi::capture(rank(), [&] {
-      fault_apply(f_write, "write", rank());
+      detail::fault_apply(f_write, "write", rank());
       // Rank 0 fsyncs the file once, after writing the checksums into it (commit).
       p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0);
-      fault_apply(f_fsync, "fsync", rank());
+      detail::fault_apply(f_fsync, "fsync", rank());
     });
     p->write_end = mono();
     p->blocked = -1; // the whole save, set at commit
@@ -678,9 +605,9 @@ void Checkpointer::Impl::save(std::int64_t step, double time) {
   const int me = rank();
   worker.submit([this, job, me, f_write, f_fsync] {
     job->status = mpi::capture(me, [&] {
-      fault_apply(f_write, "write", me);
+      detail::fault_apply(f_write, "write", me);
       job->digests = formats::write_snapshot(job->tmp_path.string(), job->plan, staging);
-      fault_apply(f_fsync, "fsync", me);
+      detail::fault_apply(f_fsync, "fsync", me);
     });
     job->write_end = mono();
   });
@@ -748,7 +675,7 @@ void Checkpointer::Impl::commit(Pending &p) {
   try {
     on_root([&] {
       formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
-      fsync_path(tmp_path.string(), false);
+      detail::fsync_path(tmp_path.string(), false);
     });
   } catch (...) {
     cleanup_tmp();
@@ -757,52 +684,16 @@ void Checkpointer::Impl::commit(Pending &p) {
 
   // 6. Commit: rename into place, fsync the directory, then move the LATEST pointer.
   try {
-    on_root([&] {
-      fault_point("rename", 0);
-      if (::rename(tmp_path.c_str(), final_path.c_str()) != 0)
-        throw Error(Errc::io, 0, fmt::format("cannot rename {} to {}: {}", tmp_path.string(), final_path.string(), std::strerror(errno)));
-      fsync_path(dir.string(), true);
-      fault_point("latest", 0);
-      const fs::path latest_tmp = dir / ".LATEST.tmp";
-      ::unlink(latest_tmp.c_str());
-      int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); // mode: the umask decides
-      if (fd < 0)
-        throw Error(Errc::io, 0, fmt::format("cannot write {}: {}", latest_tmp.string(), std::strerror(errno)));
-      const std::string line = final_name + "\n";
-      const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
-      ::close(fd);
-      if (!ok || ::rename(latest_tmp.c_str(), (dir / "LATEST").c_str()) != 0)
-        throw Error(Errc::io, 0, fmt::format("cannot update {}: {}", (dir / "LATEST").string(), std::strerror(errno)));
-      fsync_path(dir.string(), true);
-    });
+    on_root([&] { detail::publish(dir, tmp_path, final_name); });
   } catch (...) {
     cleanup_tmp();
     throw;
   }
 
   // 7. Retention: keep the newest `keep` checkpoints up to this step. Failures only warn.
-  if (rank() == 0 && opts.keep > 0) {
-    try {
-      fault_point("prune", 0);
-      int kept = 0;
-      bool removed = false;
-      for (const auto &e : list_checkpoints(dir)) {
-        if (e.step > step)
-          continue; // a newer checkpoint from another timeline: not ours to delete
-        if (++kept <= opts.keep)
-          continue;
-        std::error_code ec;
-        fs::remove(e.path, ec);
-        if (ec)
-          warn(fmt::format("could not delete old checkpoint {}: {}", e.path.string(), ec.message()));
-        removed = true;
-      }
-      if (removed)
-        fsync_path(dir.string(), true);
-    } catch (const Error &e) {
-      warn(fmt::format("pruning old checkpoints: {}", e.detail()));
-    }
-  }
+  if (rank() == 0)
+    for (const auto &w : detail::prune(dir, opts.keep, step))
+      warn(w);
 
   // When save (or the commit) returns, every rank sees the directory as rank 0 left it.
   comm.barrier("finishing the commit");

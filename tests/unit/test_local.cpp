@@ -3,6 +3,7 @@
 #include <ckpt/ckpt.hpp>
 #include <ckpt/formats/checksum.hpp>
 
+#include "commit.hpp" // libckpt/src: the save's commit stage
 #include "plan.hpp"   // libckpt/src: the save's plan stage
 #include "policy.hpp" // libckpt/src: when to checkpoint and when to stop
 
@@ -222,4 +223,72 @@ TEST(Policy, ClockFlagsFromTheHistory) {
   o.margin_seconds = 60;                                        // an explicit margin wins
   EXPECT_EQ(clock_flags(o, h, 0, 1000, 1059), flag_time_limit);
   EXPECT_EQ(clock_flags(o, h, 0, 1000, 1061), 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Commit: rename into place, LATEST, retention. Plain POSIX calls on a temp directory.
+
+namespace {
+fs::path fresh_dir(const char *name) {
+  const fs::path d = fs::temp_directory_path() / (std::string("ckpt-") + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+void touch(const fs::path &p, const std::string &text = "x") { std::ofstream(p) << text; }
+std::string read_all(const fs::path &p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+} // namespace
+
+TEST(Commit, PublishRenamesAndMovesLatest) {
+  const fs::path d = fresh_dir("publish");
+  const std::string name = ckpt::checkpoint_file_name(7);
+  touch(d / ".tmp-7", "data");
+  ckpt::detail::publish(d, d / ".tmp-7", name);
+  EXPECT_FALSE(fs::exists(d / ".tmp-7"));
+  EXPECT_EQ(read_all(d / name), "data");
+  EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
+  EXPECT_FALSE(fs::exists(d / ".LATEST.tmp"));
+  // A missing temp file is an io error naming it; LATEST still names the last commit.
+  try {
+    ckpt::detail::publish(d, d / ".tmp-8", ckpt::checkpoint_file_name(8));
+    FAIL() << "publish of a missing file succeeded";
+  } catch (const ckpt::Error &e) {
+    EXPECT_EQ(e.code(), ckpt::Errc::io);
+    EXPECT_NE(std::string(e.what()).find(".tmp-8"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
+  fs::remove_all(d);
+}
+
+TEST(Commit, PruneKeepsTheNewestUpToTheStep) {
+  const fs::path d = fresh_dir("prune");
+  for (int s : {100, 200, 300, 400, 900})
+    touch(d / ckpt::checkpoint_file_name(s));
+  // Keep 2 up to step 400: 300 and 400 stay, 100 and 200 go, and 900 (a later timeline)
+  // is not ours to delete.
+  EXPECT_TRUE(ckpt::detail::prune(d, 2, 400).empty());
+  for (int s : {300, 400, 900})
+    EXPECT_TRUE(fs::exists(d / ckpt::checkpoint_file_name(s))) << s;
+  for (int s : {100, 200})
+    EXPECT_FALSE(fs::exists(d / ckpt::checkpoint_file_name(s))) << s;
+  // keep = 0 keeps everything.
+  EXPECT_TRUE(ckpt::detail::prune(d, 0, 400).empty());
+  EXPECT_TRUE(fs::exists(d / ckpt::checkpoint_file_name(300)));
+  fs::remove_all(d);
+}
+
+TEST(Commit, FaultHookPlansPerPointAndRank) {
+  using ckpt::detail::Fault;
+  using ckpt::detail::fault_action;
+  setenv("CKPT_TEST_FAULT", "rename@1", 1);
+  EXPECT_EQ(fault_action("rename", 1), Fault::fail);
+  EXPECT_EQ(fault_action("rename", 0), Fault::none);
+  EXPECT_EQ(fault_action("write", 1), Fault::none);
+  setenv("CKPT_TEST_FAULT", "write@*:kill", 1);
+  EXPECT_EQ(fault_action("write", 3), Fault::kill);
+  unsetenv("CKPT_TEST_FAULT");
+  EXPECT_EQ(fault_action("write", 3), Fault::none);
 }

@@ -1,0 +1,44 @@
+#pragma once
+// Commit stage of a save, on rank 0 once every rank's data is durable: the temp file is
+// fsynced, renamed into place, the directory fsynced, LATEST moved, and old checkpoints
+// pruned. Plain POSIX calls, no MPI: unit-tested in tests/unit/test_local.cpp. Also the
+// test hooks (CKPT_TEST_FAULT) that inject failures along the save path.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ckpt::detail {
+
+/// fsync of a file or (directory = true) a directory. Throws Error(io), or Error(no_space)
+/// for ENOSPC/EDQUOT, naming the path.
+void fsync_path(const std::string &path, bool directory);
+
+/// Makes `tmp` the committed checkpoint `dir/final_name`: rename, directory fsync, then
+/// LATEST (written to a temp file, fsynced, renamed) and the directory fsync again. The
+/// temp file's data must already be durable. Throws Error(io) naming what failed; the
+/// checkpoint is committed once the rename is durable, whatever happens to LATEST.
+void publish(const std::filesystem::path &dir, const std::filesystem::path &tmp, const std::string &final_name);
+
+/// Retention: keeps the newest `keep` checkpoints of steps up to `up_to_step` and deletes the
+/// older ones; checkpoints of later steps (another timeline) are left alone. Returns what
+/// could not be deleted, as warnings (pruning never fails a save).
+std::vector<std::string> prune(const std::filesystem::path &dir, int keep, std::int64_t up_to_step);
+
+/// Appends one line to `dir/ckpt-stats.jsonl` (best effort; a symlink there is not followed).
+void append_stats_line(const std::filesystem::path &dir, const std::string &line);
+
+// Test hook for fault injection: CKPT_TEST_FAULT="<point>@<rank>[:kill]" makes `rank` (or
+// every rank for "*") fail with Errc::io, or die by SIGKILL, at that point of a save.
+// Points: write (before the data), fsync (after the data), rename, latest, prune.
+enum class Fault { none, fail, kill };
+/// The fault planned for `point` on `rank` (reads the environment: call it on the
+/// application thread, never from the background writer).
+Fault fault_action(const char *point, int rank);
+/// Acts on a fault decided earlier by fault_action.
+void fault_apply(Fault f, const char *point, int rank);
+/// fault_apply(fault_action(point, rank), point, rank).
+void fault_point(const char *point, int rank);
+
+} // namespace ckpt::detail
