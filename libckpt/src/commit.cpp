@@ -1,4 +1,5 @@
 #include "commit.hpp"
+#include "session.hpp"
 
 #include <ckpt/catalog.hpp>
 #include <ckpt/error.hpp>
@@ -119,3 +120,108 @@ void fault_apply(Fault f, const char *point, int rank) {
 void fault_point(const char *point, int rank) { fault_apply(fault_action(point, rank), point, rank); }
 
 } // namespace ckpt::detail
+
+namespace ckpt {
+
+// The collective commit of a save whose data every rank has written.
+void Checkpointer::Impl::commit(Pending &p) {
+  const std::int64_t step = p.step;
+  const std::string &final_name = p.final_name;
+  const fs::path &final_path = p.final_path;
+  const fs::path &tmp_path = p.tmp_path;
+  const int n = comm.size();
+  auto cleanup_tmp = [&] {
+    if (rank() == 0)
+      ::unlink(tmp_path.c_str());
+  };
+
+  // Every rank's data is durable (or its error is known): agree, then gather the checksums
+  // and timings, and rank 0 writes the checksums into the file.
+  mpi::Status status = p.status;
+  if (!status.ok() && (status.code == Errc::io || status.code == Errc::hdf5))
+    status = no_space_or(status, p.payload);
+  try {
+    mpi::agree(comm, status);
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+  // Each rank's timings (one typed message), then its block checksums.
+  struct Timings {
+    double durable; // seconds from the start of save() until this rank's data was durable
+    double blocked; // seconds save() blocked this rank
+  };
+  double durable = 0, blocked = 0;
+  for (const auto &t : comm.allgather_message(Timings{p.write_end - p.t0, p.blocked}, "gathering save timings")) {
+    durable = std::max(durable, t.durable);
+    blocked = std::max(blocked, t.blocked);
+  }
+  std::vector<std::uint64_t> mine(p.writes.size(), 0);
+  for (std::size_t i = 0; i < p.writes.size() && i < p.digests.size(); ++i)
+    mine[i] = p.digests[i];
+  std::vector<std::uint64_t> starts;
+  const auto all = comm.allgatherv(mine, &starts, "gathering checksums");
+  for (std::size_t i = 0; i < p.writes.size(); ++i) {
+    if (p.writes[i].kind == Kind::replicated) // the fields may have changed since the save
+      continue;
+    for (auto &b : p.writes[i].blocks)
+      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + i];
+  }
+  try {
+    on_root([&] {
+      formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
+      detail::fsync_path(tmp_path.string(), false);
+    });
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+
+  // 6. Commit: rename into place, fsync the directory, then move the LATEST pointer.
+  try {
+    on_root([&] { detail::publish(dir, tmp_path, final_name); });
+  } catch (...) {
+    cleanup_tmp();
+    throw;
+  }
+
+  // 7. Retention: keep the newest `keep` checkpoints up to this step. Failures only warn.
+  if (rank() == 0)
+    for (const auto &w : detail::prune(dir, opts.keep, step))
+      warn(w);
+
+  // When save (or the commit) returns, every rank sees the directory as rank 0 left it.
+  comm.barrier("finishing the commit");
+  // Counted once committed: a failed save leaves the statistics (and every=auto) as they were.
+  stats.saves++;
+  stats.bytes += p.payload;
+  stats.last_bytes = p.payload;
+  stats.last_step = step;
+  const double secs = mono() - p.t0;
+  if (p.mode == Mode::sync) {
+    stats.seconds += secs;
+    stats.last_seconds = secs;
+    blocked = secs;
+  }
+  history.record_save(std::max(durable, p.mode == Mode::sync ? secs : 0.0), blocked);
+  if (p.mode == Mode::sync)
+    history.last_checkpoint = mono();
+  progress("saved", step);
+  if (rank() == 0) {
+    const double dur = p.mode == Mode::sync ? secs : durable;
+    const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
+    if (p.mode == Mode::sync)
+      log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
+                      final_path.string()));
+    else
+      log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
+                      human_bytes(p.payload), blocked, dur, gbps, final_path.string()));
+    append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
+                             "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
+                             "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":\"{}\"}}",
+                             step, p.time, now(), n, p.payload, blocked, dur, gbps,
+                             p.mode == Mode::sync ? "sync" : "async", p.iter, final_name));
+  }
+}
+
+} // namespace ckpt

@@ -1,0 +1,185 @@
+#pragma once
+// The session: what lives for a Checkpointer's whole run (the communicator duplicate, the
+// directory and its lock, the job's end time, stop handlers, the policy history, staging
+// memory and the async writer), and the registered field set. Private to libckpt/src; its
+// parts are implemented by stage:
+//   checkpointer.cpp   the public API, opening the session, registering fields
+//   step_boundary.cpp  after each step: policy (policy.cpp), save, on a stop wait until durable
+//   save.cpp           block tables and the plan checks (plan.cpp), the layout agreement, the write
+//   commit.cpp         every rank durable → checksums into the file, rename, LATEST, retention
+//   restore.cpp        one file: verify and read into the fields (candidates: restore_fallback.cpp)
+
+#include "async_writer.hpp"
+#include "commit.hpp"
+#include "dir_lock.hpp"
+#include "policy.hpp"
+
+#include <ckpt/checkpointer.hpp>
+#include <ckpt/formats/checkpoint_file.hpp>
+#include <ckpt/formats/raw_writer.hpp>
+#include <ckpt/mpi/comm.hpp>
+
+#include <mpi.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt {
+
+namespace fs = std::filesystem;
+
+namespace detail {
+/// Wall-clock time, seconds since the epoch.
+inline double now() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+/// Monotonic clock, seconds.
+inline double mono() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+/// "1.5 MiB"
+std::string human_bytes(std::uint64_t b);
+} // namespace detail
+using detail::human_bytes;
+using detail::mono;
+using detail::now;
+
+struct Field {
+  std::string name;
+  Kind kind;
+  Dtype dtype;
+  void *data = nullptr;
+  Block block;   // distributed: global/offset/count/memory/memory_offset
+  Shape shape;   // replicated and fixed per-rank values
+  std::function<std::pair<void *, Shape>()> get;       // resizable per-rank values
+  std::function<void *(const Shape &)> resize;
+};
+
+struct Checkpointer::Impl {
+  mpi::Comm comm;
+  Options opts;
+  fs::path dir;
+  std::vector<Field> fields;
+  std::map<std::string, std::string> metadata;
+  bool restore_done = false;     // the loop helper restores once
+  bool frozen = false;           // fields were restored into: no more registrations until clear_fields()
+  std::int64_t saved_step = -1;  // step of the last successful save() (committed, or staged when async) or restore
+  std::optional<std::int64_t> restored;
+  SaveStats stats;
+  double sim_time = 0;
+  StopReason stopped = StopReason::none;
+  bool handlers = false;
+  detail::DirLock lock; // rank 0: this job owns `dir` while the Checkpointer lives
+
+  // Step-boundary agreement: a nonblocking allreduce started at one call and completed at
+  // the next, so the common case costs no synchronisation.
+  MPI_Request req = MPI_REQUEST_NULL;
+  int send_flags = 0, recv_flags = 0, carry_flags = 0;
+  detail::PolicyHistory history;  // step durations and save costs (policy.hpp), clock mono()
+  double end_time = NAN;          // job end, seconds since epoch (rank 0's reading)
+
+  int rank() const { return comm.rank(); }
+  void log(const std::string &msg) const {
+    if (rank() == 0 && !opts.quiet)
+      std::fprintf(stderr, "ckpt: %s\n", msg.c_str());
+  }
+  // CKPT_PROGRESS: one line per event, for monitors and tests that act on progress.
+  void progress(const char *event, std::optional<std::int64_t> step) const {
+    if (rank() == 0 && opts.progress) {
+      if (step)
+        std::fprintf(stderr, "ckpt: progress %s %lld\n", event, static_cast<long long>(*step));
+      else
+        std::fprintf(stderr, "ckpt: progress %s none\n", event);
+    }
+  }
+  void warn(const std::string &msg) const {
+    if (rank() == 0)
+      std::fprintf(stderr, "ckpt: warning: %s\n", msg.c_str());
+  }
+  // Runs `body` on every rank (catching errors), then agrees: all throw or none.
+  template <class F> void collective(F &&body) {
+    mpi::agree(comm, mpi::capture(rank(), std::forward<F>(body)));
+  }
+  // Runs `body` on rank 0 only, then agrees.
+  template <class F> void on_root(F &&body) {
+    mpi::agree(comm, mpi::capture(rank(), [&] {
+      if (rank() == 0)
+        body();
+    }));
+  }
+  void finish_pending() {
+    if (req != MPI_REQUEST_NULL) {
+      mpi::check(MPI_Wait(&req, MPI_STATUS_IGNORE), "completing the step agreement", rank());
+      carry_flags |= recv_flags;
+      carry_boundary = req_boundary;
+    }
+  }
+  std::uint64_t registered_bytes() const {
+    std::uint64_t b = 0;
+    for (const auto &f : fields) {
+      if (f.kind == Kind::distributed)
+        b += volume(f.block.count) * dtype_size(f.dtype);
+      else if (f.kind == Kind::per_rank && f.get)
+        b += volume(f.get().second) * dtype_size(f.dtype);
+      else
+        b += volume(f.shape) * dtype_size(f.dtype);
+    }
+    return b;
+  }
+  void append_stats(const std::string &line) const { detail::append_stats_line(dir, line); }
+
+  void save(std::int64_t step, double time);
+
+  // A save whose data is written (sync) or being written (async) but not yet committed.
+  struct Pending {
+    std::int64_t step = 0;
+    double time = 0;
+    Mode mode = Mode::sync;
+    formats::Header header;
+    std::vector<formats::FieldWrite> writes; // data pointers are stale after save returns
+    formats::Layout layout;
+    formats::WritePlan plan;
+    std::string final_name;
+    fs::path tmp_path, final_path;
+    std::uint64_t payload = 0;
+    double t0 = 0;              // mono() at the start of save
+    double blocked = 0;         // seconds save() blocked the application
+    double write_end = 0;       // mono() when this rank's data was durable
+    std::int64_t boundary = 0;  // should_checkpoint calls made before this save
+    mpi::Status status;         // this rank's outcome of snapshot + write + fsync
+    std::vector<std::uint64_t> digests;
+    std::string iter;           // iteration statistics for the stats line
+  };
+  std::unique_ptr<Pending> pending;
+  // Declared before the worker, so they are destroyed after its thread is joined.
+  formats::Staging staging;    // async: one copy of this rank's state, reused
+  formats::Staging ring;       // sync: ring_slots x ring_slot_bytes, reused
+  detail::Worker worker;       // background writer of async saves (no MPI calls)
+  std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
+  std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
+  // The stages of save (save.cpp), then the commit (commit.cpp).
+  std::vector<formats::FieldWrite> block_tables(std::int64_t step);
+  std::unique_ptr<Pending> agree_layout(std::int64_t step, double time, double t0,
+                                        const std::vector<formats::FieldWrite> &writes);
+  void write(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);
+  // Collective: waits for this rank's write of the pending save and commits it.
+  void complete_pending();
+  void commit(Pending &p);
+  mpi::Status no_space_or(const mpi::Status &st, std::uint64_t payload) const;
+  std::int64_t restore_file(const std::string &file);
+  std::optional<std::int64_t> restore();
+};
+
+} // namespace ckpt
