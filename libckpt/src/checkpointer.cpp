@@ -43,33 +43,6 @@ std::string human_bytes(std::uint64_t b) {
 
 } // namespace detail
 
-namespace {
-
-// Field names become HDF5 dataset names and file-system-safe table names.
-void validate_name(const std::string &name, const char *what) {
-  auto fail = [&](const char *why) {
-    throw Error(Errc::invalid_argument, -1, fmt::format("invalid {} name '{}': {}", what, name, why));
-  };
-  if (name.empty())
-    fail("empty");
-  if (name.size() > 255)
-    fail("longer than 255 characters");
-  if (name == "." || name == ".." || name.find("..") != std::string::npos)
-    fail("'..' is not allowed");
-  if (name == formats::meta_group)
-    fail("reserved for ckpt's own tables");
-  for (unsigned char c : name) {
-    if (c == '/')
-      fail("'/' is not allowed");
-    if (c < 0x20 || c == 0x7f)
-      fail("control characters are not allowed");
-    if (!(std::isalnum(c) || c == '_' || c == '.' || c == '-'))
-      fail("use letters, digits, '_', '.' and '-'");
-  }
-}
-
-} // namespace
-
 Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_unique<Impl>()) {
   auto &m = *impl_;
   m.comm = mpi::Comm(comm);
@@ -143,75 +116,39 @@ Checkpointer &Checkpointer::operator=(Checkpointer &&) noexcept = default;
 // ------------------------------------------------------------------------------------------
 // Registration (local)
 
-static void check_new(const Checkpointer::Impl &m, const std::string &name) {
-  validate_name(name, "field");
+// The register-once API: the session's own field set, closed once restored into.
+template <class F> static void register_field(Checkpointer::Impl &m, const std::string &name, F &&add) {
   if (m.frozen)
     throw Error(Errc::invalid_argument, m.rank(),
                 fmt::format("field '{}' registered after restore(): register all fields first (or "
                             "clear_fields() and register the new set)",
                             name));
-  for (const auto &f : m.fields)
-    if (f.name == name)
-      throw Error(Errc::invalid_argument, m.rank(), fmt::format("field '{}' is already registered", name));
+  try {
+    add(m.fields);
+  } catch (const Error &e) {
+    throw Error(e.code(), m.rank(), e.detail()); // the same message, with this rank's number
+  }
 }
 
 void Checkpointer::distributed(const std::string &name, Dtype dtype, void *data, const Block &block) {
-  auto &m = *impl_;
-  check_new(m, name);
-  Block b = block;
-  const std::size_t nd = b.global.size();
-  auto fail = [&](const std::string &why) {
-    throw Error(Errc::invalid_argument, m.rank(), fmt::format("distributed field '{}': {}", name, why));
-  };
-  if (nd == 0)
-    fail("the global shape is empty (use replicated() for scalars)");
-  if (b.offset.size() != nd || b.count.size() != nd)
-    fail(fmt::format("global shape has {} dimensions but offset has {} and count {}", nd, b.offset.size(), b.count.size()));
-  for (std::size_t d = 0; d < nd; ++d)
-    if (b.offset[d] + b.count[d] > b.global[d])
-      fail(fmt::format("block [{}] + [{}] lies outside the global shape [{}] in dimension {}",
-                       fmt::join(b.offset, ","), fmt::join(b.count, ","), fmt::join(b.global, ","), d));
-  if (b.memory.empty()) {
-    b.memory = b.count;
-    b.memory_offset.assign(nd, 0);
-  }
-  if (b.memory_offset.empty())
-    b.memory_offset.assign(nd, 0);
-  if (b.memory.size() != nd || b.memory_offset.size() != nd)
-    fail("memory and memory_offset must have as many dimensions as the global shape");
-  for (std::size_t d = 0; d < nd; ++d)
-    if (b.memory_offset[d] + b.count[d] > b.memory[d])
-      fail(fmt::format("block does not fit its memory layout in dimension {}", d));
-  if (!data && volume(b.count) > 0)
-    fail("data is a null pointer");
-  m.fields.push_back(Field{name, Kind::distributed, dtype, data, b, {}, {}, {}});
+  register_field(*impl_, name, [&](FieldSet &s) { s.distributed(name, dtype, data, block); });
 }
 
 void Checkpointer::replicated(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
-  auto &m = *impl_;
-  check_new(m, name);
-  if (!data && volume(shape) > 0)
-    throw Error(Errc::invalid_argument, m.rank(), fmt::format("replicated field '{}': data is a null pointer", name));
-  m.fields.push_back(Field{name, Kind::replicated, dtype, data, {}, shape, {}, {}});
+  register_field(*impl_, name, [&](FieldSet &s) { s.replicated(name, dtype, data, shape); });
 }
 
 void Checkpointer::per_rank(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
-  auto &m = *impl_;
-  check_new(m, name);
-  if (!data && volume(shape) > 0)
-    throw Error(Errc::invalid_argument, m.rank(), fmt::format("per-rank field '{}': data is a null pointer", name));
-  m.fields.push_back(Field{name, Kind::per_rank, dtype, data, {}, shape, {}, {}});
+  register_field(*impl_, name, [&](FieldSet &s) { s.per_rank(name, dtype, data, shape); });
 }
 
 void Checkpointer::per_rank_resizable(const std::string &name, Dtype dtype,
                                       std::function<std::pair<void *, Shape>()> get,
                                       std::function<void *(const Shape &)> resize) {
-  auto &m = *impl_;
-  check_new(m, name);
-  if (!get || !resize)
-    throw Error(Errc::invalid_argument, m.rank(), fmt::format("per-rank field '{}': get and resize are required", name));
-  m.fields.push_back(Field{name, Kind::per_rank, dtype, nullptr, {}, {}, std::move(get), std::move(resize)});
+  register_field(*impl_, name, [&](FieldSet &s) { s.per_rank_resizable(name, dtype, std::move(get), std::move(resize)); });
 }
+
+const FieldSet &Checkpointer::fields() const noexcept { return impl_->fields; }
 
 void Checkpointer::metadata(const std::string &key, const std::string &value) {
   validate_name(key, "metadata key");

@@ -22,33 +22,46 @@ void Checkpointer::wait() {
 }
 
 std::int64_t Checkpointer::restore_from(const std::string &file) {
-  auto &m = *impl_;
-  m.finish_pending();
-  m.complete_pending();
-  std::int64_t step = m.restore_file(file);
-  m.restore_done = true;
-  m.frozen = true;
-  m.restored = step;
-  m.saved_step = step;
-  m.progress("restored", step);
+  const std::int64_t step = restore_from(impl_->fields, file);
+  impl_->frozen = true;
   return step;
 }
 
 std::optional<std::int64_t> Checkpointer::restore() {
-  auto &m = *impl_;
-  m.finish_pending();
-  m.complete_pending();
-  auto r = m.restore();
-  m.restore_done = true;
-  m.frozen = true;
-  m.restored = r;
-  if (r)
-    m.saved_step = *r;
-  m.progress("restored", r);
+  auto r = restore(impl_->fields);
+  impl_->frozen = true;
   return r;
 }
 
-std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
+std::int64_t Checkpointer::restore_from(const FieldSet &fields, const std::string &file) {
+  auto &m = *impl_;
+  m.finish_pending();
+  m.complete_pending();
+  const std::int64_t step = m.restore_file(fields.fields(), file);
+  m.restored_to(step, fields);
+  return step;
+}
+
+std::optional<std::int64_t> Checkpointer::restore(const FieldSet &fields) {
+  auto &m = *impl_;
+  m.finish_pending();
+  m.complete_pending();
+  const auto r = m.restore(fields.fields());
+  m.restored_to(r, fields);
+  return r;
+}
+
+void Checkpointer::Impl::restored_to(std::optional<std::int64_t> r, const FieldSet &set) {
+  restore_done = true;
+  restored = r;
+  if (r)
+    saved_step = *r;
+  if (history.saves == 0)
+    history.state_bytes = set.bytes() * static_cast<std::uint64_t>(comm.size());
+  progress("restored", r);
+}
+
+std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, const std::string &file) {
   const double t0 = mono();
   std::optional<formats::Reader> reader;
   collective([&] { reader.emplace(file, comm.get()); });
@@ -119,7 +132,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
   collective([&] {
     std::size_t dist_pos = 0; // position of this field in each rank's `mine`
     for (std::size_t i = 0; i < fields.size(); ++i) {
-      Field &f = fields[i];
+      const Field &f = fields[i];
       const FieldInfo &fi = *saved[i];
       const std::size_t elem = dtype_size(f.dtype);
       if (f.kind == Kind::distributed) {
@@ -218,9 +231,9 @@ std::int64_t Checkpointer::Impl::restore_file(const std::string &file) {
   return info.step;
 }
 
-std::optional<std::int64_t> Checkpointer::Impl::restore() {
+std::optional<std::int64_t> Checkpointer::Impl::restore(const std::vector<Field> &fields) {
   return detail::restore_with_fallback(
-      comm, dir.string(), opts.fresh, [&](const std::string &file) { return restore_file(file); },
+      comm, dir.string(), opts.fresh, [&](const std::string &file) { return restore_file(fields, file); },
       [&](const std::string &msg) { warn(msg); });
 }
 

@@ -19,22 +19,26 @@
 
 namespace ckpt {
 
-void Checkpointer::save(std::int64_t step, double time) { impl_->save(step, time); }
+void Checkpointer::save(std::int64_t step, double time) { impl_->save(impl_->fields.fields(), step, time); }
 
-void Checkpointer::Impl::save(std::int64_t step, double time) {
+void Checkpointer::save(const FieldSet &fields, std::int64_t step, double time) {
+  impl_->save(fields.fields(), step, time);
+}
+
+void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t step, double time) {
   const double t0 = mono();
   finish_pending();
   complete_pending(); // a new save waits for the previous one to be committed
   if (step < 0)
     throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
-  std::vector<formats::FieldWrite> writes = block_tables(step);
+  std::vector<formats::FieldWrite> writes = block_tables(fields, step);
   auto p = agree_layout(step, time, t0, writes);
   write(std::move(p), std::move(writes));
 }
 
 // 1-3. Every field's block table, the same on every rank: where each rank's part lies, and
 //      the checksums known before the write (replicated values, compared across ranks).
-std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(std::int64_t step) {
+std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vector<Field> &fields, std::int64_t step) {
   const int n = comm.size();
   // 1. This rank's part of every field: where it lies and its checksum. Plus a signature
   //    of the registry that must be equal on all ranks.
@@ -237,9 +241,9 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(st
 //    background thread, committed at a later step boundary.
 void Checkpointer::Impl::write(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes) {
   const std::int64_t step = p->step;
-  std::vector<bool> hashed(fields.size());
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    hashed[i] = fields[i].kind != Kind::replicated;
+  std::vector<bool> hashed(writes.size());
+  for (std::size_t i = 0; i < writes.size(); ++i)
+    hashed[i] = writes[i].kind != Kind::replicated;
   p->plan = formats::plan_writes(writes, p->layout, hashed);
   const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
   if (history.iter_count > 0)

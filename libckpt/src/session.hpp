@@ -56,22 +56,13 @@ using detail::human_bytes;
 using detail::mono;
 using detail::now;
 
-struct Field {
-  std::string name;
-  Kind kind;
-  Dtype dtype;
-  void *data = nullptr;
-  Block block;   // distributed: global/offset/count/memory/memory_offset
-  Shape shape;   // replicated and fixed per-rank values
-  std::function<std::pair<void *, Shape>()> get;       // resizable per-rank values
-  std::function<void *(const Shape &)> resize;
-};
+using Field = FieldSet::Field;
 
 struct Checkpointer::Impl {
   mpi::Comm comm;
   Options opts;
   fs::path dir;
-  std::vector<Field> fields;
+  FieldSet fields;               // the registered set (the register-once API)
   std::map<std::string, std::string> metadata;
   bool restore_done = false;     // the loop helper restores once
   bool frozen = false;           // fields were restored into: no more registrations until clear_fields()
@@ -126,21 +117,9 @@ struct Checkpointer::Impl {
       carry_boundary = req_boundary;
     }
   }
-  std::uint64_t registered_bytes() const {
-    std::uint64_t b = 0;
-    for (const auto &f : fields) {
-      if (f.kind == Kind::distributed)
-        b += volume(f.block.count) * dtype_size(f.dtype);
-      else if (f.kind == Kind::per_rank && f.get)
-        b += volume(f.get().second) * dtype_size(f.dtype);
-      else
-        b += volume(f.shape) * dtype_size(f.dtype);
-    }
-    return b;
-  }
   void append_stats(const std::string &line) const { detail::append_stats_line(dir, line); }
 
-  void save(std::int64_t step, double time);
+  void save(const std::vector<Field> &set, std::int64_t step, double time);
 
   // A save whose data is written (sync) or being written (async) but not yet committed.
   struct Pending {
@@ -170,7 +149,7 @@ struct Checkpointer::Impl {
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
   // The stages of save (save.cpp), then the commit (commit.cpp).
-  std::vector<formats::FieldWrite> block_tables(std::int64_t step);
+  std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
   std::unique_ptr<Pending> agree_layout(std::int64_t step, double time, double t0,
                                         const std::vector<formats::FieldWrite> &writes);
   void write(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);
@@ -178,8 +157,10 @@ struct Checkpointer::Impl {
   void complete_pending();
   void commit(Pending &p);
   mpi::Status no_space_or(const mpi::Status &st, std::uint64_t payload) const;
-  std::int64_t restore_file(const std::string &file);
-  std::optional<std::int64_t> restore();
+  std::int64_t restore_file(const std::vector<Field> &fields, const std::string &file);
+  std::optional<std::int64_t> restore(const std::vector<Field> &fields);
+  // After a restore of `set` (or none: r empty): what the session records of it.
+  void restored_to(std::optional<std::int64_t> r, const FieldSet &set);
 };
 
 } // namespace ckpt

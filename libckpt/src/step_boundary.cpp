@@ -21,8 +21,8 @@ bool Checkpointer::should_checkpoint(std::int64_t step) {
   // What this rank saw: signals and request_stop() (any rank), the clock (rank 0 only).
   int local = detail::stop_flags(detail::stop_signal());
   if (m.rank() == 0) {
-    if (m.history.saves == 0 && (m.opts.every_auto || !std::isnan(m.end_time)))
-      m.history.state_bytes = m.registered_bytes() * static_cast<std::uint64_t>(m.comm.size());
+    if (m.history.saves == 0 && !m.fields.empty() && (m.opts.every_auto || !std::isnan(m.end_time)))
+      m.history.state_bytes = m.fields.bytes() * static_cast<std::uint64_t>(m.comm.size());
     local |= detail::clock_flags(m.opts, m.history, t, now(), m.end_time);
   }
   // The step agreement: the OR of every rank's flags, started here and completed at the

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -258,4 +259,75 @@ TEST(RoundTrip, EmptyFields) {
   EXPECT_TRUE(none_anywhere.empty());
   EXPECT_EQ(some, std::vector<std::int32_t>(world_rank() % 2 ? 3 : 0, 7));
   EXPECT_TRUE(ckpt::verify(dir / ckpt::checkpoint_file_name(3)).ok);
+}
+
+// One session, a different field set at each save: a field added, one resized, one
+// removed. Each checkpoint holds exactly the set it was given, and restores into a set.
+TEST(FieldSets, OneSessionDifferentSetPerSave) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::uint64_t off, cnt;
+  row_block(8, rank, size, off, cnt);
+  std::vector<double> u(cnt * 4);
+  for (std::uint64_t i = 0; i < u.size(); ++i)
+    u[i] = double(off * 4 + i);
+  std::vector<std::int64_t> particles(2 + rank, 10 + rank);
+  double t = 0.5;
+  std::int32_t phase = 1;
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    ckpt::FieldSet a;
+    a.distributed("u", u.data(), {.global = {8, 4}, .offset = {off, 0}, .count = {cnt, 4}});
+    a.replicated("t", &t);
+    cp.save(a, 1, t);
+
+    ckpt::FieldSet b = a;              // a value: copy, then change
+    b.per_rank("particles", particles); // added
+    EXPECT_TRUE(b.remove("t"));         // removed
+    EXPECT_FALSE(b.remove("t"));
+    b.replicated("phase", &phase);
+    particles.resize(5 + rank, 20 + rank); // resized before this save
+    cp.save(b, 2, 1.0);
+    EXPECT_EQ(cp.stats().saves, 2); // one session counted both
+    EXPECT_TRUE(cp.fields().empty()); // nothing was registered: the sets were handed in
+  }
+  const auto one = ckpt::inspect(dir / ckpt::checkpoint_file_name(1));
+  const auto two = ckpt::inspect(dir / ckpt::checkpoint_file_name(2));
+  auto names = [](const ckpt::CheckpointInfo &info) {
+    std::vector<std::string> n;
+    for (const auto &f : info.fields)
+      n.push_back(f.name);
+    std::sort(n.begin(), n.end());
+    return n;
+  };
+  EXPECT_EQ(names(one), (std::vector<std::string>{"t", "u"}));
+  EXPECT_EQ(names(two), (std::vector<std::string>{"particles", "phase", "u"}));
+
+  // Restore into a set of new buffers.
+  std::vector<double> u2(cnt * 4, -1);
+  std::vector<std::int64_t> p2;
+  std::int32_t phase2 = 0;
+  ckpt::FieldSet r;
+  r.distributed("u", u2.data(), {.global = {8, 4}, .offset = {off, 0}, .count = {cnt, 4}});
+  r.per_rank("particles", p2);
+  r.replicated("phase", &phase2);
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  EXPECT_EQ(cp.restore(r), std::optional<std::int64_t>(2));
+  EXPECT_EQ(u2, u);
+  std::vector<std::int64_t> want(2 + rank, 10 + rank); // as it was at save 2
+  want.resize(5 + rank, 20 + rank);
+  EXPECT_EQ(p2, want);
+  EXPECT_EQ(phase2, 1);
+  // A set that asks for a field the checkpoint lacks is refused, naming the field.
+  ckpt::FieldSet missing = r;
+  missing.replicated("t", &t);
+  try {
+    cp.restore_from(missing, dir / ckpt::checkpoint_file_name(2));
+    ADD_FAILURE() << "restore of a set with a field the file lacks succeeded";
+  } catch (const ckpt::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("'t'"), std::string::npos) << e.what();
+  }
+  // The registration checks are the set's own: a duplicate name, a bad name.
+  EXPECT_THROW(r.replicated("phase", &phase2), ckpt::Error);
+  EXPECT_THROW(r.replicated("a/b", &phase2), ckpt::Error);
 }

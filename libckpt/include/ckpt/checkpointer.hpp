@@ -4,6 +4,7 @@
 
 #include <ckpt/catalog.hpp>
 #include <ckpt/error.hpp>
+#include <ckpt/field_set.hpp>
 #include <ckpt/options.hpp>
 #include <ckpt/types.hpp>
 
@@ -56,7 +57,7 @@ class StepRange;
 /// collective over the communicator, and all ranks must register the same fields in the
 /// same order. Errors inside collective calls are agreed on: every rank throws the same
 /// Error.
-class Checkpointer {
+class Checkpointer : public detail::TypedRegistration<Checkpointer> {
 public:
   /// Collective over comm. Duplicates comm (the user's communicator is never freed), applies
   /// the CKPT_* environment (see Options), creates the directory and installs the stop
@@ -69,41 +70,30 @@ public:
   Checkpointer(const Checkpointer &) = delete;
   Checkpointer &operator=(const Checkpointer &) = delete;
 
-  /// Registers this rank's block of a distributed N-d array. Local.
-  /// \throws Error(invalid_argument) for a bad name, a block outside the global shape, or a
-  /// name already registered.
+  using detail::TypedRegistration<Checkpointer>::distributed;
+  using detail::TypedRegistration<Checkpointer>::replicated;
+  using detail::TypedRegistration<Checkpointer>::per_rank;
+
+  // Registration: the Checkpointer's own field set, used by save(step), restore() and the
+  // loop helper. See FieldSet for each call. Local.
+  // \throws Error(invalid_argument) for a bad name, a block outside the global shape, a
+  // name already registered, or a registration after restore() (clear_fields() first).
+
+  /// Registers this rank's block of a distributed N-d array.
   void distributed(const std::string &name, Dtype dtype, void *data, const Block &block);
-  template <class T> void distributed(const std::string &name, T *data, const Block &block) {
-    distributed(name, dtype_of<T>, static_cast<void *>(data), block);
-  }
-
   /// Registers a value that is the same on every rank (stored once). `shape` empty means a
-  /// scalar. Local. On save, ckpt checks that all ranks hold the same bytes.
+  /// scalar. On save, ckpt checks that all ranks hold the same bytes.
   void replicated(const std::string &name, Dtype dtype, void *data, const Shape &shape = {});
-  template <class T> void replicated(const std::string &name, T *data, const Shape &shape = {}) {
-    replicated(name, dtype_of<T>, static_cast<void *>(data), shape);
-  }
-
-  /// Registers a value of fixed shape that differs per rank (RNG state, counters). Local.
+  /// Registers a value of fixed shape that differs per rank (RNG state, counters).
   /// Restoring it on a different number of ranks is an error (Errc::rank_count).
   void per_rank(const std::string &name, Dtype dtype, void *data, const Shape &shape = {});
-  template <class T> void per_rank(const std::string &name, T *data, const Shape &shape = {}) {
-    per_rank(name, dtype_of<T>, static_cast<void *>(data), shape);
-  }
-  /// Registers a per-rank vector whose length may change (particle lists); restore resizes it.
-  template <class T> void per_rank(const std::string &name, std::vector<T> &v) {
-    per_rank_resizable(
-        name, dtype_of<T>, [&v] { return std::make_pair(static_cast<void *>(v.data()), Shape{v.size()}); },
-        [&v](const Shape &s) {
-          v.resize(static_cast<std::size_t>(volume(s)));
-          return static_cast<void *>(v.data());
-        });
-  }
-  /// The general form: `get` returns the current data and shape, `resize` is called on
-  /// restore with the saved shape and returns where to read it.
+  /// A per-rank value whose shape may change: `get` returns the current data and shape,
+  /// `resize` is called on restore with the saved shape and returns where to read it.
   void per_rank_resizable(const std::string &name, Dtype dtype,
                           std::function<std::pair<void *, Shape>()> get,
                           std::function<void *(const Shape &)> resize);
+  /// The registered fields.
+  const FieldSet &fields() const noexcept;
 
   /// A key/value pair stored as a root attribute of every later checkpoint. Local.
   void metadata(const std::string &key, const std::string &value);
@@ -126,6 +116,12 @@ public:
   /// \throws Error(corrupt) and the errors of restore().
   std::int64_t restore_from(const std::string &file);
 
+  /// restore() into the arrays of `fields` instead of the registered ones (the set handed
+  /// to each restore may differ). Collective over comm.
+  std::optional<std::int64_t> restore(const FieldSet &fields);
+  /// restore_from(file) into the arrays of `fields`. Collective over comm.
+  std::int64_t restore_from(const FieldSet &fields, const std::string &file);
+
   /// Writes a checkpoint of the registered fields at `step` (the number of completed
   /// steps); `time` is the simulation time stored with it. Collective over comm.
   /// With Mode::sync it returns when the checkpoint is committed and durable. With
@@ -136,6 +132,9 @@ public:
   /// previous one. Errors of a background write are thrown by that later call.
   /// \throws Error; the previous committed checkpoint is never damaged.
   void save(std::int64_t step, double time = 0);
+  /// save(step, time) of `fields` instead of the registered ones: the session (directory,
+  /// policy history, staging memory, async writer) stays, the set may differ at each save.
+  void save(const FieldSet &fields, std::int64_t step, double time = 0);
 
   /// Makes the last checkpoint durable and committed: with Mode::async, waits for this
   /// rank's background write, then commits collectively (rename, LATEST, retention). A
