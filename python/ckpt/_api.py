@@ -190,19 +190,18 @@ def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode
 
 
 def _save_with(core, comm, fields, tree, step, time):
-    """Registers the fields (a new set: the core's previous fields are dropped) and saves
-    (collective)."""
-    def register():
-        core.clear_fields()
+    """Saves the fields, handed to the core session as this save's field set (collective)."""
+    def field_set():
+        fs = _ckpt.FieldSet()
         for f in fields:
-            f.register(core)
+            f.register(fs)
         if len(tree) <= S.MAX_INLINE_TREE:
             core.metadata(S.TREE_KEY, tree)
         else:
-            core.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
+            fs.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
             core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
-    _run(comm, register)
-    core.save(int(step), float(time))
+        return fs
+    core.save(int(step), float(time), fields=_run(comm, field_set))
     # Rank 0 prunes old checkpoints after the core's last collective step of save; wait for
     # it so that on return every rank sees the directory as it now is.
     comm.Barrier()
@@ -633,14 +632,12 @@ def _read_tree(comm, info, quiet=None, core=None):
             core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
                                       quiet=True)
         try:
-            core.clear_fields()
-            core.replicated(meta[1:], buf)
-            core.restore_from(info["path"])
+            fs = _ckpt.FieldSet()
+            fs.replicated(meta[1:], buf)
+            core.restore_from(info["path"], fields=fs)
         finally:
             if own:
                 core.close()
-            else:
-                core.clear_fields()
         meta = buf.tobytes().decode("utf-8")
     try:
         with S.deep_recursion("load"):
@@ -685,17 +682,15 @@ def _load_file(comm, info, like, keep_wrappers, quiet=None, core=None, doc_out=N
         core = _ckpt.Checkpointer(comm, os.path.dirname(info["path"]) or ".", signals=[],
                                   quiet=quiet)
     try:
-        def register():
-            core.clear_fields()
+        def field_set():
+            fs = _ckpt.FieldSet()
             for spec in loader.specs:
-                spec.register(core)
-        _run(comm, register)
-        core.restore_from(info["path"])
+                spec.register(fs)
+            return fs
+        core.restore_from(info["path"], fields=_run(comm, field_set))
     finally:
         if own:
             core.close()
-        else:
-            core.clear_fields()  # the buffers belong to the loaded state now
 
     def finish():
         if loader.local_needed_by is not None:

@@ -230,15 +230,16 @@ class FieldSpec:
         self.node = None        # the tree node that refers to this field
         self.user_shape = None  # shape of the user's array (for empty arrays)
 
-    def register(self, core):
+    def register(self, fs):
+        """Adds this field to a _ckpt.FieldSet."""
         if self.kind == "distributed":
-            core.distributed(self.name, self.array, list(self.global_shape), list(self.offset),
+            fs.distributed(self.name, self.array, list(self.global_shape), list(self.offset),
                              None if self.count is None else list(self.count),
                              None if self.memory_offset is None else list(self.memory_offset))
         elif self.kind == "replicated":
-            core.replicated(self.name, self.array)
+            fs.replicated(self.name, self.array)
         else:
-            core.per_rank(self.name, self.array)
+            fs.per_rank(self.name, self.array)
 
 
 class Flat:

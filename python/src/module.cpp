@@ -132,6 +132,47 @@ py::dict info_dict(const ckpt::CheckpointInfo &info) {
   return d;
 }
 
+// This rank's block of a distributed array from the Python arguments.
+ckpt::Block block_of(const std::string &name, const py::array &a, const ckpt::Shape &global,
+                     const ckpt::Shape &offset, const std::optional<ckpt::Shape> &count,
+                     const std::optional<ckpt::Shape> &memory_offset) {
+  ckpt::Block b;
+  b.global = global;
+  b.offset = offset;
+  if (memory_offset) {
+    b.memory = to_shape(a);
+    b.memory_offset = *memory_offset;
+    if (!count)
+      throw py::value_error("ckpt: field '" + name + "': count is needed with memory_offset");
+    b.count = *count;
+  } else {
+    b.count = count ? *count : to_shape(a);
+  }
+  return b;
+}
+
+// A ckpt::FieldSet of numpy arrays, kept alive while the set lives.
+struct PyFieldSet {
+  ckpt::FieldSet set;
+  std::vector<py::object> refs;
+
+  void distributed(const std::string &name, const py::array &a, const ckpt::Shape &global,
+                   const ckpt::Shape &offset, std::optional<ckpt::Shape> count,
+                   std::optional<ckpt::Shape> memory_offset) {
+    set.distributed(name, to_dtype(a.dtype(), name), buffer_of(a, name),
+                    block_of(name, a, global, offset, count, memory_offset));
+    refs.push_back(a);
+  }
+  void replicated(const std::string &name, const py::array &a) {
+    set.replicated(name, to_dtype(a.dtype(), name), buffer_of(a, name), to_shape(a));
+    refs.push_back(a);
+  }
+  void per_rank(const std::string &name, const py::array &a) {
+    set.per_rank(name, to_dtype(a.dtype(), name), buffer_of(a, name), to_shape(a));
+    refs.push_back(a);
+  }
+};
+
 /// The core Checkpointer plus references to every registered buffer, so numpy memory
 /// outlives the registration.
 class PyCheckpointer {
@@ -192,19 +233,8 @@ public:
   void distributed(const std::string &name, const py::array &a, const ckpt::Shape &global,
                    const ckpt::Shape &offset, std::optional<ckpt::Shape> count,
                    std::optional<ckpt::Shape> memory_offset) {
-    ckpt::Block b;
-    b.global = global;
-    b.offset = offset;
-    if (memory_offset) {
-      b.memory = to_shape(a);
-      b.memory_offset = *memory_offset;
-      if (!count)
-        throw py::value_error("ckpt: field '" + name + "': count is needed with memory_offset");
-      b.count = *count;
-    } else {
-      b.count = count ? *count : to_shape(a);
-    }
-    cp().distributed(name, to_dtype(a.dtype(), name), buffer_of(a, name), b);
+    cp().distributed(name, to_dtype(a.dtype(), name), buffer_of(a, name),
+                     block_of(name, a, global, offset, count, memory_offset));
     refs_.push_back(a);
   }
 
@@ -218,22 +248,28 @@ public:
     refs_.push_back(a);
   }
 
-  std::optional<std::int64_t> restore() {
+  // With `fields`, the set handed to this call; else the registered fields.
+  std::optional<std::int64_t> restore(const PyFieldSet *fields) {
     auto &c = cp();
     py::gil_scoped_release nogil;
-    return c.restore();
+    return fields ? c.restore(fields->set) : c.restore();
   }
 
-  std::int64_t restore_from(const std::string &file) {
+  std::int64_t restore_from(const std::string &file, const PyFieldSet *fields) {
     auto &c = cp();
     py::gil_scoped_release nogil;
-    return c.restore_from(file);
+    return fields ? c.restore_from(fields->set, file) : c.restore_from(file);
   }
 
-  void save(std::int64_t step, double time) {
+  void save(std::int64_t step, double time, const PyFieldSet *fields) {
     auto &c = cp();
     py::gil_scoped_release nogil;
-    c.save(step, time);
+    // Async: the data is copied into staging memory before save returns, so the arrays of
+    // `fields` may change (or be freed) right after.
+    if (fields)
+      c.save(fields->set, step, time);
+    else
+      c.save(step, time);
   }
 
   void wait() {
@@ -335,6 +371,16 @@ PYBIND11_MODULE(_ckpt, m) {
     }
   });
 
+  py::class_<PyFieldSet>(m, "FieldSet",
+                         "The arrays one save writes or one restore reads into (keeps them alive).")
+      .def(py::init<>())
+      .def("distributed", &PyFieldSet::distributed, py::arg("name"), py::arg("array"),
+           py::arg("global_shape"), py::arg("offset"), py::arg("count") = py::none(),
+           py::arg("memory_offset") = py::none())
+      .def("replicated", &PyFieldSet::replicated, py::arg("name"), py::arg("array"))
+      .def("per_rank", &PyFieldSet::per_rank, py::arg("name"), py::arg("array"))
+      .def("__len__", [](const PyFieldSet &f) { return f.set.size(); });
+
   py::class_<PyCheckpointer>(m, "Checkpointer")
       .def(py::init<py::handle, const std::string &, std::int64_t, bool, double, std::optional<int>,
                     std::optional<bool>, std::optional<bool>, std::optional<std::vector<int>>,
@@ -352,9 +398,13 @@ PYBIND11_MODULE(_ckpt, m) {
       .def("per_rank", &PyCheckpointer::per_rank, py::arg("name"), py::arg("array"))
       .def("metadata", [](PyCheckpointer &s, const std::string &k,
                           const std::string &v) { s.cp().metadata(k, v); })
-      .def("restore", &PyCheckpointer::restore)
-      .def("restore_from", &PyCheckpointer::restore_from, py::arg("file"))
-      .def("save", &PyCheckpointer::save, py::arg("step"), py::arg("time") = 0.0)
+      .def("restore", &PyCheckpointer::restore, py::arg("fields") = nullptr,
+           "Restores the newest valid checkpoint into `fields` (a FieldSet) or the registered "
+           "fields; collective.")
+      .def("restore_from", &PyCheckpointer::restore_from, py::arg("file"), py::arg("fields") = nullptr)
+      .def("save", &PyCheckpointer::save, py::arg("step"), py::arg("time") = 0.0,
+           py::arg("fields") = nullptr,
+           "Saves `fields` (a FieldSet handed to this save) or the registered fields; collective.")
       .def("wait", &PyCheckpointer::wait,
            "Makes the last (async) save durable and committed; collective.")
       .def("should_checkpoint", &PyCheckpointer::should_checkpoint, py::arg("step"))

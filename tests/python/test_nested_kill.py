@@ -124,8 +124,13 @@ def test_kills_in_every_phase_and_both_loop_levels(reference, tmp_path):
     outer loop moved to sweep 2, and the final phase. Each kill lands where the run paused
     itself in the middle of that step (after changing its state); each resume starts from
     the newest checkpoint at the position saved with it."""
-    rnd = random.Random(int(os.environ.get("CKPT_KILL_SEED", time.time_ns() % 100000)))
-    inner = rnd.randrange(1, T - 1)
+    seed = int(os.environ.get("CKPT_KILL_SEED", time.time_ns() % 100000))
+    print(f"CKPT_KILL_SEED={seed}", file=sys.stderr)
+    rnd = random.Random(seed)
+    # Inner step 0 of sweep 0 is step 3 and checkpoints come every 4 steps: a kill in the
+    # middle of inner step 2 or later comes after the checkpoint of step 4, the first one
+    # inside the inner loop (the resume from it is the "inside the inner loop" case below).
+    inner = rnd.randrange(2, T - 1)
     labels = ["setup", "init:0", f"t:0:{inner}", "analysis:1", "t:2:0", "final"]
     d = str(tmp_path / "ckpt")
     resumed = []
