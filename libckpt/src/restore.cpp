@@ -42,6 +42,13 @@ std::int64_t Checkpointer::restore_from(const FieldSet &fields, const std::strin
   return step;
 }
 
+std::int64_t Checkpointer::read_from(const FieldSet &fields, const std::string &file) {
+  auto &m = *impl_;
+  m.finish_pending();
+  m.complete_pending();
+  return m.restore_file(fields.fields(), file);
+}
+
 std::optional<std::int64_t> Checkpointer::restore(const FieldSet &fields) {
   auto &m = *impl_;
   m.finish_pending();

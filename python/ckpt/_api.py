@@ -634,7 +634,7 @@ def _read_tree(comm, info, quiet=None, core=None):
         try:
             fs = _ckpt.FieldSet()
             fs.replicated(meta[1:], buf)
-            core.restore_from(info["path"], fields=fs)
+            core.read_from(info["path"], fs)   # part of the file: not "restored" yet
         finally:
             if own:
                 core.close()

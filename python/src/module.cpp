@@ -261,6 +261,12 @@ public:
     return fields ? c.restore_from(fields->set, file) : c.restore_from(file);
   }
 
+  std::int64_t read_from(const std::string &file, const PyFieldSet &fields) {
+    auto &c = cp();
+    py::gil_scoped_release nogil;
+    return c.read_from(fields.set, file);
+  }
+
   void save(std::int64_t step, double time, const PyFieldSet *fields) {
     auto &c = cp();
     py::gil_scoped_release nogil;
@@ -402,6 +408,8 @@ PYBIND11_MODULE(_ckpt, m) {
            "Restores the newest valid checkpoint into `fields` (a FieldSet) or the registered "
            "fields; collective.")
       .def("restore_from", &PyCheckpointer::restore_from, py::arg("file"), py::arg("fields") = nullptr)
+      .def("read_from", &PyCheckpointer::read_from, py::arg("file"), py::arg("fields"),
+           "Reads `fields` from one file, verified, without making it the restored checkpoint.")
       .def("save", &PyCheckpointer::save, py::arg("step"), py::arg("time") = 0.0,
            py::arg("fields") = nullptr,
            "Saves `fields` (a FieldSet handed to this save) or the registered fields; collective.")

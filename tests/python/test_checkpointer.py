@@ -129,3 +129,22 @@ def test_one_core_session_for_the_whole_run(comm, shared_dir):
     got = ck.load(comm, shared_dir)
     assert got["n"] == 9 and list(got["extra"]) == [7] * 3
     assert got["x"].shape == (8,) and (got["x"] == 1).all()   # this rank's block, resized
+
+
+def test_a_large_description_is_one_restore(comm, shared_dir, capfd, monkeypatch):
+    """A state whose description is too large for an attribute (it is then stored as a
+    field of its own and read first) restores as one restore: one progress line."""
+    monkeypatch.setenv("CKPT_PROGRESS", "1")
+    state = {f"k{i:05d}": i for i in range(5000)}   # a description of about 150 KB
+    ck.save(comm, state, shared_dir, step=3)
+    info = ck._ckpt.inspect(os.path.join(shared_dir, ck._ckpt.checkpoint_file_name(3)))
+    assert "_py.tree" in [f["name"] for f in info["fields"]]   # stored as a field
+    cp = ck.Checkpointer(comm, shared_dir)
+    capfd.readouterr()
+    got = cp.restore({k: -1 for k in state})   # the same keys: all are loaded
+    err = capfd.readouterr().err
+    cp.close()
+    assert cp.restored_step == 3 and got == state
+    if comm.rank == 0:
+        assert err.count("ckpt: progress restored") == 1, err
+        assert "ckpt: progress restored 3" in err, err

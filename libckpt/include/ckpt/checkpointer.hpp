@@ -121,6 +121,10 @@ public:
   std::optional<std::int64_t> restore(const FieldSet &fields);
   /// restore_from(file) into the arrays of `fields`. Collective over comm.
   std::int64_t restore_from(const FieldSet &fields, const std::string &file);
+  /// Reads `fields` from one checkpoint file, verified like a restore, without making it
+  /// the restored checkpoint (restored_step() and the progress line are unchanged): for
+  /// reading part of a file, such as a description stored as a field. Collective over comm.
+  std::int64_t read_from(const FieldSet &fields, const std::string &file);
 
   /// Writes a checkpoint of the registered fields at `step` (the number of completed
   /// steps); `time` is the simulation time stored with it. Collective over comm.
