@@ -38,6 +38,38 @@ void check(herr_t rc, const std::string &what) {
     throw Error(Errc::hdf5, -1, fmt::format("{}: {}", what, error_stack()));
 }
 
+hid_t native_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return H5T_NATIVE_UINT8;
+  case Dtype::i8: return H5T_NATIVE_INT8;
+  case Dtype::u16: return H5T_NATIVE_UINT16;
+  case Dtype::i16: return H5T_NATIVE_INT16;
+  case Dtype::u32: return H5T_NATIVE_UINT32;
+  case Dtype::i32: return H5T_NATIVE_INT32;
+  case Dtype::u64: return H5T_NATIVE_UINT64;
+  case Dtype::i64: return H5T_NATIVE_INT64;
+  case Dtype::f32: return H5T_NATIVE_FLOAT;
+  case Dtype::f64: return H5T_NATIVE_DOUBLE;
+  }
+  throw Error(Errc::internal, -1, "unknown dtype");
+}
+
+hid_t file_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return H5T_STD_U8LE;
+  case Dtype::i8: return H5T_STD_I8LE;
+  case Dtype::u16: return H5T_STD_U16LE;
+  case Dtype::i16: return H5T_STD_I16LE;
+  case Dtype::u32: return H5T_STD_U32LE;
+  case Dtype::i32: return H5T_STD_I32LE;
+  case Dtype::u64: return H5T_STD_U64LE;
+  case Dtype::i64: return H5T_STD_I64LE;
+  case Dtype::f32: return H5T_IEEE_F32LE;
+  case Dtype::f64: return H5T_IEEE_F64LE;
+  }
+  throw Error(Errc::internal, -1, "unknown dtype");
+}
+
 Handle::Handle(hid_t id, const std::string &what) : id_(id) {
   if (id < 0)
     throw Error(Errc::hdf5, -1, fmt::format("{}: {}", what, error_stack()));
