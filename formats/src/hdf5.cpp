@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -17,7 +18,10 @@ herr_t walk(unsigned n, const H5E_error2_t *e, void *data) {
   auto *out = static_cast<std::string *>(data);
   if (n > 0)
     *out += "; ";
-  *out += fmt::format("{}(): {}", e->func_name ? e->func_name : "?", e->desc ? e->desc : "?");
+  std::string desc = e->desc ? e->desc : "?";
+  // Some descriptions carry a ctime() string with its newline: the stack stays one line.
+  std::replace(desc.begin(), desc.end(), '\n', ' ');
+  *out += fmt::format("{}(): {}", e->func_name ? e->func_name : "?", desc);
   return 0;
 }
 } // namespace
