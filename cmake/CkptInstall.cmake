@@ -9,10 +9,16 @@ install(TARGETS ckpt EXPORT ckptTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# Public headers only: ckpt.hpp and friends, and the C API ckpt.h. The private headers of
-# mpi/ and formats/ stay private.
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/libckpt/include/ckpt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
+# Public headers only: ckpt.hpp and friends, and the C API ckpt.h; the base layer's
+# error.hpp, types.hpp and version.hpp; and of the format layer only its model types
+# (ckpt/formats/model.hpp, which catalog.hpp includes). The other headers of mpi/ and
+# formats/ stay private.
+foreach(dir libckpt/include/ckpt libckpt/base/include/ckpt)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
+endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/formats/include/ckpt/formats/model.hpp
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ckpt/formats)
 install(EXPORT ckptTargets NAMESPACE ckpt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ckpt)
 
 include(CMakePackageConfigHelpers)

@@ -69,8 +69,8 @@ void compare_field(const DatasetReader &ra, const DatasetReader &rb, Dtype dtype
     a.resize(n);
     b.resize(n);
     if (n) {
-      ra.read_rows(native_type(dtype), r, nrows, a.data());
-      rb.read_rows(native_type(dtype), r, nrows, b.data());
+      ra.read_rows(h5::native_type(dtype), r, nrows, a.data());
+      rb.read_rows(h5::native_type(dtype), r, nrows, b.data());
       compare_slab(a.data(), b.data(), n, r * row, tolerance, d);
     }
     progress.advance(n * sizeof(T) * 2);
@@ -164,7 +164,7 @@ int cmd_diff(const Args &args) {
     const FieldInfo *a = ia.field(n), *b = ib.field(n);
     if (a && b && a->dtype == b->dtype && a->shape == b->shape) total += 2 * volume(a->shape) * dtype_size(a->dtype);
   }
-  H5Handle ha = open_file_readonly(fa), hb = open_file_readonly(fb);
+  h5::Handle ha = open_file_readonly(fa), hb = open_file_readonly(fb);
   Progress progress(want_progress(vm), "comparing", total);
   std::size_t differing_fields = 0;
   for (const auto &n : names) {
@@ -181,7 +181,7 @@ int cmd_diff(const Args &args) {
                                shape_text(b->shape));
       continue;
     }
-    DatasetReader ra(ha.get(), n, fa), rb(hb.get(), n, fb);
+    DatasetReader ra(ha, n, fa), rb(hb, n, fb);
     if (ra.shape() != a->shape || rb.shape() != b->shape)
       throw CliError(exit_failed, fmt::format("dataset '{}' does not have the shape its block table states", n));
     FieldDiff d;

@@ -129,28 +129,28 @@ std::string xdmf_document(const std::string &field, const Shape &shape, Dtype dt
 }
 
 void write_attribute_double(hid_t obj, const char *name, double v) {
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle a(H5Acreate2(obj, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &v) < 0)
-    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+  const std::string what = fmt::format("writing attribute '{}' failed", name);
+  h5::Handle space = own(H5Screate(H5S_SCALAR), what);
+  h5::Handle a = own(H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT), what);
+  check(H5Awrite(a, H5T_NATIVE_DOUBLE, &v), what);
 }
 
 void write_attribute_int64(hid_t obj, const char *name, std::int64_t v) {
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle a(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.get(), H5T_NATIVE_INT64, &v) < 0)
-    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+  const std::string what = fmt::format("writing attribute '{}' failed", name);
+  h5::Handle space = own(H5Screate(H5S_SCALAR), what);
+  h5::Handle a = own(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), what);
+  check(H5Awrite(a, H5T_NATIVE_INT64, &v), what);
 }
 
 void write_attribute_string(hid_t obj, const char *name, const std::string &v) {
-  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<std::size_t>(1, v.size()));
-  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle a(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const std::string what = fmt::format("writing attribute '{}' failed", name);
+  h5::Handle type = own(H5Tcopy(H5T_C_S1), what);
+  check(H5Tset_size(type, std::max<std::size_t>(1, v.size())), what);
+  check(H5Tset_strpad(type, H5T_STR_NULLPAD), what);
+  h5::Handle space = own(H5Screate(H5S_SCALAR), what);
+  h5::Handle a = own(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), what);
   std::string buf = v.empty() ? std::string(1, '\0') : v;
-  if (!a.valid() || H5Awrite(a.get(), type.get(), buf.data()) < 0)
-    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+  check(H5Awrite(a, type, buf.data()), what);
 }
 
 /// "X,Y,Z" (1 to 3 numbers, the rest 0) as a VTKHDF origin.
@@ -246,8 +246,8 @@ int cmd_export(const Args &args) {
       throw CliError(exit_usage, fmt::format("output directory {} does not exist", npy_path.parent_path().string()));
   }
 
-  H5Handle src = open_file_readonly(file);
-  DatasetReader reader(src.get(), name, file);
+  h5::Handle src = open_file_readonly(file);
+  DatasetReader reader(src, name, file);
   if (reader.shape() != field->shape)
     throw CliError(exit_failed, fmt::format("dataset '{}' does not have the shape its block table states", name));
   const Dtype dtype = field->dtype;
@@ -269,26 +269,23 @@ int cmd_export(const Args &args) {
   if (!npy) throw CliError(exit_failed, fmt::format("cannot create {}", npy_tmp.string()));
   npy << npy_header(dtype, field->shape);
 
-  H5Handle out, out_dset, out_space;
+  h5::Handle out, out_dset, out_space;
   if (!link) {
-    silence_hdf5();
-    out = H5Handle(H5Fcreate(h5_tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!out.valid())
-      throw CliError(exit_failed, fmt::format("cannot create {}: {}", h5_path.string(), hdf5_error_detail()));
+    h5::silence_errors();
+    out = own(H5Fcreate(h5_tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+              fmt::format("cannot create {}", h5_path.string()));
     std::vector<hsize_t> dims(field->shape.begin(), field->shape.end());
-    out_space = H5Handle(field->shape.empty() ? H5Screate(H5S_SCALAR)
-                                              : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                         H5Sclose);
-    out_dset = H5Handle(H5Dcreate2(out.get(), name.c_str(), file_type(dtype), out_space.get(), H5P_DEFAULT,
-                                   H5P_DEFAULT, H5P_DEFAULT),
-                        H5Dclose);
-    if (!out_dset.valid())
-      throw CliError(exit_failed, fmt::format("cannot create dataset '{}' in {}: {}", name, h5_path.string(),
-                                              hdf5_error_detail()));
-    write_attribute_int64(out.get(), "step", info.step);
-    write_attribute_double(out.get(), "time", info.time);
-    write_attribute_string(out.get(), "source", fs::absolute(file).string());
-    write_attribute_string(out.get(), "field_kind", std::string(kind_name(field->kind)));
+    const std::string what = fmt::format("cannot create dataset '{}' in {}", name, h5_path.string());
+    out_space = own(field->shape.empty() ? H5Screate(H5S_SCALAR)
+                                         : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                    what);
+    out_dset = own(H5Dcreate2(out, name.c_str(), h5::file_type(dtype), out_space, H5P_DEFAULT, H5P_DEFAULT,
+                              H5P_DEFAULT),
+                   what);
+    write_attribute_int64(out, "step", info.step);
+    write_attribute_double(out, "time", info.time);
+    write_attribute_string(out, "source", fs::absolute(file).string());
+    write_attribute_string(out, "field_kind", std::string(kind_name(field->kind)));
   }
 
   const std::uint64_t row = std::max<std::uint64_t>(1, reader.row_elements());
@@ -300,34 +297,21 @@ int cmd_export(const Args &args) {
     std::uint64_t n = field->shape.empty() ? 1 : nrows * row;
     buf.resize(n * esize);
     // Little-endian in memory, so the bytes go to the .npy file as they are.
-    reader.read_rows(file_type(dtype), r, nrows, buf.data());
+    reader.read_rows(h5::file_type(dtype), r, nrows, buf.data());
     npy.write(reinterpret_cast<const char *>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    if (!link) {
-      herr_t rc;
-      if (field->shape.empty()) {
-        rc = H5Dwrite(out_dset.get(), file_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
-      } else {
-        std::vector<hsize_t> start(field->shape.size(), 0), cnt(field->shape.begin(), field->shape.end());
-        start[0] = r;
-        cnt[0] = nrows;
-        H5Handle fspace(H5Dget_space(out_dset.get()), H5Sclose);
-        H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
-        H5Handle mspace(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
-        rc = H5Dwrite(out_dset.get(), file_type(dtype), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data());
-      }
-      if (rc < 0)
-        throw CliError(exit_failed, fmt::format("writing {} failed: {}", h5_path.string(), hdf5_error_detail()));
-    }
+    if (!link)
+      write_rows(out_dset, field->shape, h5::file_type(dtype), r, nrows, buf.data(),
+                 fmt::format("writing {} failed", h5_path.string()));
     progress.advance(n * esize);
   }
   progress.finish();
   npy.close();
   if (!npy) throw CliError(exit_failed, fmt::format("writing {} failed", npy_tmp.string()));
   if (!link) {
-    out_dset.close();
-    out_space.close();
-    if (out.close() < 0)
-      throw CliError(exit_failed, fmt::format("closing {} failed: {}", h5_tmp.string(), hdf5_error_detail()));
+    const std::string what = fmt::format("closing {} failed", h5_tmp.string());
+    close(out_dset, what);
+    close(out_space, what);
+    close(out, what);
   }
   std::error_code rename_ec;
   if (!link) {

@@ -1,100 +1,46 @@
 #include "h5data.hpp"
 
-#include "common.hpp"
-
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <vector>
 
 namespace ckpt::cli {
 
-void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
-
-H5Handle &H5Handle::operator=(H5Handle &&o) noexcept {
-  if (this != &o) {
-    if (id_ >= 0 && close_) close_(id_);
-    id_ = o.id_;
-    close_ = o.close_;
-    o.id_ = H5I_INVALID_HID;
-  }
-  return *this;
-}
-
-H5Handle::~H5Handle() {
-  if (id_ >= 0 && close_ && close_(id_) < 0)
-    std::fprintf(stderr, "ckpt: warning: closing an HDF5 object failed: %s\n", hdf5_error_detail().c_str());
-}
-
-namespace {
-herr_t collect_innermost(unsigned n, const H5E_error2_t *err, void *data) {
-  auto *out = static_cast<std::string *>(data);
-  // The walk goes from the innermost call outwards; the first entry is the root cause.
-  if (n == 0 && err->desc) *out = err->desc;
-  return 0;
-}
-} // namespace
-
-std::string hdf5_error_detail() {
-  std::string detail;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_innermost, &detail);
-  H5Eclear2(H5E_DEFAULT);
-  return detail;
-}
-
-hid_t native_type(Dtype t) {
-  switch (t) {
-  case Dtype::u8: return H5T_NATIVE_UINT8;
-  case Dtype::i8: return H5T_NATIVE_INT8;
-  case Dtype::u16: return H5T_NATIVE_UINT16;
-  case Dtype::i16: return H5T_NATIVE_INT16;
-  case Dtype::u32: return H5T_NATIVE_UINT32;
-  case Dtype::i32: return H5T_NATIVE_INT32;
-  case Dtype::u64: return H5T_NATIVE_UINT64;
-  case Dtype::i64: return H5T_NATIVE_INT64;
-  case Dtype::f32: return H5T_NATIVE_FLOAT;
-  case Dtype::f64: return H5T_NATIVE_DOUBLE;
-  }
-  return H5T_NATIVE_UINT8;
-}
-
-hid_t file_type(Dtype t) {
-  switch (t) {
-  case Dtype::u8: return H5T_STD_U8LE;
-  case Dtype::i8: return H5T_STD_I8LE;
-  case Dtype::u16: return H5T_STD_U16LE;
-  case Dtype::i16: return H5T_STD_I16LE;
-  case Dtype::u32: return H5T_STD_U32LE;
-  case Dtype::i32: return H5T_STD_I32LE;
-  case Dtype::u64: return H5T_STD_U64LE;
-  case Dtype::i64: return H5T_STD_I64LE;
-  case Dtype::f32: return H5T_IEEE_F32LE;
-  case Dtype::f64: return H5T_IEEE_F64LE;
-  }
-  return H5T_STD_U8LE;
-}
-
-H5Handle open_file_readonly(const std::filesystem::path &file) {
-  silence_hdf5();
-  hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+h5::Handle own(hid_t id, const std::string &what, int code) {
   if (id < 0)
-    throw CliError(exit_usage, fmt::format("cannot open {} as HDF5: {}", file.string(), hdf5_error_detail()));
-  return H5Handle(id, H5Fclose);
+    throw CliError(code, fmt::format("{}: {}", what, h5::error_stack()));
+  return h5::Handle(id, what);
+}
+
+void check(herr_t rc, const std::string &what) {
+  if (rc < 0)
+    throw CliError(exit_failed, fmt::format("{}: {}", what, h5::error_stack()));
+}
+
+void close(h5::Handle &h, const std::string &what) {
+  try {
+    h.close();
+  } catch (const Error &e) {
+    throw CliError(exit_failed, fmt::format("{}: {}", what, e.detail()));
+  }
+}
+
+h5::Handle open_file_readonly(const std::filesystem::path &file) {
+  h5::silence_errors();
+  return own(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT),
+             fmt::format("cannot open {} as HDF5", file.string()), exit_usage);
 }
 
 DatasetReader::DatasetReader(hid_t file, const std::string &name, const std::filesystem::path &file_path)
     : name_(name), file_path_(file_path) {
-  hid_t d = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  if (d < 0)
-    throw CliError(exit_failed, fmt::format("{}: no dataset '{}' ({})", file_path.string(), name,
-                                            hdf5_error_detail()));
-  dset_ = H5Handle(d, H5Dclose);
-  H5Handle space(H5Dget_space(d), H5Sclose);
-  int nd = H5Sget_simple_extent_ndims(space.get());
-  if (nd < 0)
-    throw CliError(exit_failed, fmt::format("{}: dataset '{}' has no simple dataspace", file_path.string(), name));
+  dset_ = own(H5Dopen2(file, name.c_str(), H5P_DEFAULT), fmt::format("{}: no dataset '{}'", file_path.string(), name));
+  const std::string no_space = fmt::format("{}: dataset '{}' has no simple dataspace", file_path.string(), name);
+  h5::Handle space = own(H5Dget_space(dset_), no_space);
+  const int nd = H5Sget_simple_extent_ndims(space);
+  check(nd, no_space);
   std::vector<hsize_t> dims(static_cast<std::size_t>(nd));
-  if (nd > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  if (nd > 0)
+    check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), no_space);
   shape_.assign(dims.begin(), dims.end());
 }
 
@@ -104,22 +50,36 @@ std::uint64_t DatasetReader::row_elements() const noexcept {
   return n;
 }
 
-void DatasetReader::read_rows(hid_t memtype, std::uint64_t first, std::uint64_t count, void *buffer) const {
-  herr_t rc;
-  if (shape_.empty()) {
-    rc = H5Dread(dset_.get(), memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer);
-  } else {
-    std::vector<hsize_t> start(shape_.size(), 0), cnt(shape_.begin(), shape_.end());
+namespace {
+// The file and memory dataspaces of rows [first, first + count) of a dataset of `shape`
+// (H5S_ALL for a scalar).
+struct RowSelection {
+  h5::Handle file, mem;
+  RowSelection(hid_t dset, const Shape &shape, std::uint64_t first, std::uint64_t count, const std::string &what) {
+    if (shape.empty())
+      return;
+    std::vector<hsize_t> start(shape.size(), 0), cnt(shape.begin(), shape.end());
     start[0] = first;
     cnt[0] = count;
-    H5Handle fspace(H5Dget_space(dset_.get()), H5Sclose);
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
-    H5Handle mspace(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
-    rc = H5Dread(dset_.get(), memtype, mspace.get(), fspace.get(), H5P_DEFAULT, buffer);
+    file = own(H5Dget_space(dset), what);
+    check(H5Sselect_hyperslab(file, H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr), what);
+    mem = own(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), what);
   }
-  if (rc < 0)
-    throw CliError(exit_failed, fmt::format("{}: reading dataset '{}' failed: {}", file_path_.string(), name_,
-                                            hdf5_error_detail()));
+  hid_t file_space() const { return file.valid() ? file.get() : H5S_ALL; }
+  hid_t mem_space() const { return mem.valid() ? mem.get() : H5S_ALL; }
+};
+} // namespace
+
+void DatasetReader::read_rows(hid_t memtype, std::uint64_t first, std::uint64_t count, void *buffer) const {
+  const std::string what = fmt::format("{}: reading dataset '{}' failed", file_path_.string(), name_);
+  RowSelection sel(dset_, shape_, first, count, what);
+  check(H5Dread(dset_, memtype, sel.mem_space(), sel.file_space(), H5P_DEFAULT, buffer), what);
+}
+
+void write_rows(hid_t dset, const Shape &shape, hid_t memtype, std::uint64_t first, std::uint64_t count,
+                const void *buffer, const std::string &what) {
+  RowSelection sel(dset, shape, first, count, what);
+  check(H5Dwrite(dset, memtype, sel.mem_space(), sel.file_space(), H5P_DEFAULT, buffer), what);
 }
 
 } // namespace ckpt::cli

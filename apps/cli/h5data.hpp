@@ -1,11 +1,14 @@
 #pragma once
-// Reading and writing whole datasets with HDF5 for `ckpt diff` and `ckpt export`.
+// HDF5 for `ckpt diff` and `ckpt export`, on the format layer's pieces
+// (<ckpt/formats/hdf5.hpp>: h5::Handle, h5::error_stack, h5::silence_errors and the HDF5
+// types of dtypes), with failures as CliError naming what failed and the HDF5 detail.
 // Checkpoint files are opened read-only, serially, with HDF5's default (sec2) driver; the
 // parallel HDF5 build is only linked, never used with MPI-IO here.
 
-#include <ckpt/types.hpp>
+#include "common.hpp"
 
-#include <hdf5.h>
+#include <ckpt/formats/hdf5.hpp>
+#include <ckpt/types.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -13,42 +16,16 @@
 
 namespace ckpt::cli {
 
-/// Turns off HDF5's automatic error printing; errors are reported through CliError.
-void silence_hdf5();
+/// Takes ownership of `id`. \throws CliError(code) "<what>: <HDF5 error stack>" when it is
+/// negative.
+h5::Handle own(hid_t id, const std::string &what, int code = exit_failed);
+/// \throws CliError(exit_failed) "<what>: <HDF5 error stack>" when `rc` is negative.
+void check(herr_t rc, const std::string &what);
+/// Closes `h` now. \throws CliError(exit_failed) "<what>: <HDF5 detail>" on failure.
+void close(h5::Handle &h, const std::string &what);
 
-/// A move-only HDF5 identifier closed by the function given at construction.
-class H5Handle {
-public:
-  using Closer = herr_t (*)(hid_t);
-  H5Handle() = default;
-  H5Handle(hid_t id, Closer close) : id_(id), close_(close) {}
-  H5Handle(H5Handle &&o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
-  H5Handle &operator=(H5Handle &&o) noexcept;
-  H5Handle(const H5Handle &) = delete;
-  H5Handle &operator=(const H5Handle &) = delete;
-  ~H5Handle();
-  hid_t get() const noexcept { return id_; }
-  /// Closes now; returns the close function's status (negative on failure).
-  herr_t close() noexcept {
-    herr_t rc = 0;
-    if (id_ >= 0 && close_) rc = close_(id_);
-    id_ = H5I_INVALID_HID;
-    return rc;
-  }
-  bool valid() const noexcept { return id_ >= 0; }
-
-private:
-  hid_t id_ = H5I_INVALID_HID;
-  Closer close_ = nullptr;
-};
-
-/// The HDF5 memory type of a ckpt dtype (native byte order).
-hid_t native_type(Dtype t);
-/// The little-endian HDF5 file type of a ckpt dtype.
-hid_t file_type(Dtype t);
-
-/// Opens an existing HDF5 file read-only. \throws CliError naming the file.
-H5Handle open_file_readonly(const std::filesystem::path &file);
+/// Opens an existing HDF5 file read-only. \throws CliError(exit_usage) naming the file.
+h5::Handle open_file_readonly(const std::filesystem::path &file);
 
 /// A root dataset opened for reading in slabs along its first dimension.
 class DatasetReader {
@@ -70,11 +47,14 @@ public:
 private:
   std::string name_;
   std::filesystem::path file_path_;
-  H5Handle dset_;
+  h5::Handle dset_;
   Shape shape_;
 };
 
-/// The innermost message of HDF5's current error stack (empty when none), then clears it.
-std::string hdf5_error_detail();
+/// Writes rows [first, first + count) of `buffer` (of type `memtype`) into the dataset
+/// `dset` along its first dimension (the whole dataset for a scalar, `shape` empty).
+/// \throws CliError "<what>: <HDF5 error stack>".
+void write_rows(hid_t dset, const Shape &shape, hid_t memtype, std::uint64_t first, std::uint64_t count,
+                const void *buffer, const std::string &what);
 
 } // namespace ckpt::cli

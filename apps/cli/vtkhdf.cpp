@@ -20,23 +20,23 @@ namespace {
 template <class T>
 void write_array_attribute(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
                            const std::vector<T> &v) {
+  const std::string what = fmt::format("writing attribute '{}' failed", name);
   hsize_t n = v.size();
-  H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Handle a(H5Acreate2(obj, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.get(), mem_type, v.data()) < 0)
-    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+  h5::Handle space = own(H5Screate_simple(1, &n, nullptr), what);
+  h5::Handle a = own(H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT), what);
+  check(H5Awrite(a, mem_type, v.data()), what);
 }
 
 /// A fixed-length ASCII string attribute: VTK readers expect `Type` in that form.
 void write_ascii_attribute(hid_t obj, const char *name, const std::string &v) {
-  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), v.size());
-  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-  H5Tset_cset(type.get(), H5T_CSET_ASCII);
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle a(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.get(), type.get(), v.data()) < 0)
-    throw CliError(exit_failed, fmt::format("writing attribute '{}' failed: {}", name, hdf5_error_detail()));
+  const std::string what = fmt::format("writing attribute '{}' failed", name);
+  h5::Handle type = own(H5Tcopy(H5T_C_S1), what);
+  check(H5Tset_size(type, v.size()), what);
+  check(H5Tset_strpad(type, H5T_STR_NULLPAD), what);
+  check(H5Tset_cset(type, H5T_CSET_ASCII), what);
+  h5::Handle space = own(H5Screate(H5S_SCALAR), what);
+  h5::Handle a = own(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), what);
+  check(H5Awrite(a, type, v.data()), what);
 }
 
 /// The checkpoint's path as the view file should store it: relative to the view's folder
@@ -54,12 +54,11 @@ void create_virtual(hid_t group, const std::string &field, const Shape &shape,
                     const std::vector<hsize_t> &dims3, const std::vector<hsize_t> &vdims, Dtype dtype,
                     const std::string &target) {
   std::vector<hsize_t> sdims(shape.begin(), shape.end());
-  H5Handle src(H5Screate_simple(static_cast<int>(sdims.size()), sdims.data(), nullptr), H5Sclose);
-  H5Handle vspace(H5Screate_simple(3, vdims.data(), nullptr), H5Sclose);
-  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!src.valid() || !vspace.valid() || !dcpl.valid() || H5Sselect_all(src.get()) < 0)
-    throw CliError(exit_failed,
-                   fmt::format("preparing the view of '{}' failed: {}", field, hdf5_error_detail()));
+  const std::string preparing = fmt::format("preparing the view of '{}' failed", field);
+  h5::Handle src = own(H5Screate_simple(static_cast<int>(sdims.size()), sdims.data(), nullptr), preparing);
+  h5::Handle vspace = own(H5Screate_simple(3, vdims.data(), nullptr), preparing);
+  h5::Handle dcpl = own(H5Pcreate(H5P_DATASET_CREATE), preparing);
+  check(H5Sselect_all(src), preparing);
   const std::string source = "/" + field;
   for (unsigned layer = 0; layer < 8; ++layer) {
     std::vector<hsize_t> start(3, 0);
@@ -72,18 +71,14 @@ void create_virtual(hid_t group, const std::string &field, const Shape &shape,
     }
     if (!used)
       continue;
-    if (H5Sselect_hyperslab(vspace.get(), H5S_SELECT_SET, start.data(), nullptr, dims3.data(), nullptr) < 0 ||
-        H5Pset_virtual(dcpl.get(), vspace.get(), target.c_str(), source.c_str(), src.get()) < 0)
-      throw CliError(exit_failed,
-                     fmt::format("mapping the view of '{}' failed: {}", field, hdf5_error_detail()));
+    const std::string mapping = fmt::format("mapping the view of '{}' failed", field);
+    check(H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start.data(), nullptr, dims3.data(), nullptr), mapping);
+    check(H5Pset_virtual(dcpl, vspace, target.c_str(), source.c_str(), src), mapping);
   }
-  H5Handle all(H5Screate_simple(3, vdims.data(), nullptr), H5Sclose);
-  H5Handle d(
-      H5Dcreate2(group, field.c_str(), file_type(dtype), all.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-      H5Dclose);
-  if (!d.valid())
-    throw CliError(exit_failed,
-                   fmt::format("creating the view of '{}' failed: {}", field, hdf5_error_detail()));
+  const std::string creating = fmt::format("creating the view of '{}' failed", field);
+  h5::Handle all = own(H5Screate_simple(3, vdims.data(), nullptr), creating);
+  h5::Handle d = own(
+      H5Dcreate2(group, field.c_str(), h5::file_type(dtype), all, H5P_DEFAULT, dcpl, H5P_DEFAULT), creating);
 }
 
 } // namespace
@@ -108,7 +103,7 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
   if (shape.size() != 3)
     link = false;
 
-  silence_hdf5();
+  h5::silence_errors();
   const fs::path tmp = out.string() + ".part";
   struct RemoveOnError {
     const fs::path &path;
@@ -120,41 +115,35 @@ void write_vtkhdf_view(const fs::path &checkpoint, const std::string &field, con
     }
   } cleanup{tmp};
   {
-    H5Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!f.valid())
-      throw CliError(exit_failed, fmt::format("cannot create {}: {}", tmp.string(), hdf5_error_detail()));
-    H5Handle g(H5Gcreate2(f.get(), "VTKHDF", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    if (!g.valid())
-      throw CliError(exit_failed,
-                     fmt::format("creating /VTKHDF in {} failed: {}", tmp.string(), hdf5_error_detail()));
-    write_array_attribute<std::int32_t>(g.get(), "Version", H5T_STD_I32LE, H5T_NATIVE_INT32, {1, 0});
-    write_ascii_attribute(g.get(), "Type", "ImageData");
-    write_array_attribute<std::int64_t>(g.get(), "WholeExtent", H5T_STD_I64LE, H5T_NATIVE_INT64,
+    h5::Handle f = own(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                       fmt::format("cannot create {}", tmp.string()));
+    h5::Handle g = own(H5Gcreate2(f, "VTKHDF", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                       fmt::format("creating /VTKHDF in {} failed", tmp.string()));
+    write_array_attribute<std::int32_t>(g, "Version", H5T_STD_I32LE, H5T_NATIVE_INT32, {1, 0});
+    write_ascii_attribute(g, "Type", "ImageData");
+    write_array_attribute<std::int64_t>(g, "WholeExtent", H5T_STD_I64LE, H5T_NATIVE_INT64,
                                         {0, static_cast<std::int64_t>(vdims[2]) - 1, 0,
                                          static_cast<std::int64_t>(vdims[1]) - 1, 0,
                                          static_cast<std::int64_t>(vdims[0]) - 1});
-    write_array_attribute<double>(g.get(), "Origin", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    write_array_attribute<double>(g, "Origin", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                                   {grid.origin.begin(), grid.origin.end()});
-    write_array_attribute<double>(g.get(), "Spacing", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    write_array_attribute<double>(g, "Spacing", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                                   {grid.spacing.begin(), grid.spacing.end()});
-    write_array_attribute<double>(g.get(), "Direction", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    write_array_attribute<double>(g, "Direction", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                                   {1, 0, 0, 0, 1, 0, 0, 0, 1});
-    H5Handle pd(H5Gcreate2(g.get(), "PointData", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    if (!pd.valid())
-      throw CliError(exit_failed,
-                     fmt::format("creating PointData in {} failed: {}", tmp.string(), hdf5_error_detail()));
+    h5::Handle pd = own(H5Gcreate2(g, "PointData", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                        fmt::format("creating PointData in {} failed", tmp.string()));
     const std::string target = link_target(checkpoint, out);
     if (link) {
-      if (H5Lcreate_external(target.c_str(), ("/" + field).c_str(), pd.get(), field.c_str(), H5P_DEFAULT,
-                             H5P_DEFAULT) < 0)
-        throw CliError(exit_failed, fmt::format("linking '{}' failed: {}", field, hdf5_error_detail()));
+      check(H5Lcreate_external(target.c_str(), ("/" + field).c_str(), pd, field.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+            fmt::format("linking '{}' failed", field));
     } else {
-      create_virtual(pd.get(), field, shape, dims3, vdims, dtype, target);
+      create_virtual(pd, field, shape, dims3, vdims, dtype, target);
     }
-    pd.close();
-    g.close();
-    if (f.close() < 0)
-      throw CliError(exit_failed, fmt::format("closing {} failed: {}", tmp.string(), hdf5_error_detail()));
+    const std::string closing = fmt::format("closing {} failed", tmp.string());
+    close(pd, closing);
+    close(g, closing);
+    close(f, closing);
   }
   std::error_code ec;
   fs::rename(tmp, out, ec);

@@ -1,6 +1,7 @@
 #include <ckpt/formats/checkpoint_file.hpp>
 #include <ckpt/formats/checksum.hpp>
 #include <ckpt/formats/raw_writer.hpp>
+#include <ckpt/version.hpp>
 
 #include <fmt/format.h>
 
@@ -18,22 +19,6 @@
 namespace ckpt::formats {
 
 namespace {
-
-hid_t native_type(Dtype t) {
-  switch (t) {
-  case Dtype::u8: return H5T_NATIVE_UINT8;
-  case Dtype::i8: return H5T_NATIVE_INT8;
-  case Dtype::u16: return H5T_NATIVE_UINT16;
-  case Dtype::i16: return H5T_NATIVE_INT16;
-  case Dtype::u32: return H5T_NATIVE_UINT32;
-  case Dtype::i32: return H5T_NATIVE_INT32;
-  case Dtype::u64: return H5T_NATIVE_UINT64;
-  case Dtype::i64: return H5T_NATIVE_INT64;
-  case Dtype::f32: return H5T_NATIVE_FLOAT;
-  case Dtype::f64: return H5T_NATIVE_DOUBLE;
-  }
-  throw Error(Errc::internal, -1, "unknown dtype");
-}
 
 // The dtype of a dataset's stored type; nothing for types ckpt does not write.
 bool dtype_of_h5(hid_t type, Dtype &out) {
@@ -265,7 +250,7 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
     const auto &f = fields[i];
     const std::string what = fmt::format("field '{}'", f.name);
     h5::Handle space = make_space(f.shape);
-    h5::Handle ds(H5Dcreate2(file, f.name.c_str(), native_type(f.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+    h5::Handle ds(H5Dcreate2(file, f.name.c_str(), h5::native_type(f.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                   "creating dataset for " + what);
     write_attr_string(ds, "ckpt_kind", std::string(kind_name(f.kind)));
     const haddr_t addr = H5Dget_offset(ds);
@@ -710,7 +695,7 @@ void Reader::read(const FieldInfo &field, const Shape &offset, const Shape &coun
     if (collective)
       h5::check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "selecting collective transfers");
     std::uint64_t nothing = 0; // HDF5 wants a buffer even for empty selections
-    h5::check(H5Dread(ds, native_type(field.dtype), msel, fsel, dxpl, none ? &nothing : mem),
+    h5::check(H5Dread(ds, h5::native_type(field.dtype), msel, fsel, dxpl, none ? &nothing : mem),
               "reading " + what);
   } catch (const Error &e) {
     throw Error(Errc::corrupt, -1, e.detail());
@@ -730,7 +715,7 @@ std::uint64_t Reader::raw_offset(const FieldInfo &field) const {
   hid_t dcpl = H5Dget_create_plist(ds);
   hid_t type = H5Dget_type(ds);
   if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0 &&
-      H5Tequal(type, native_type(field.dtype)) > 0) {
+      H5Tequal(type, h5::native_type(field.dtype)) > 0) {
     const haddr_t a = H5Dget_offset(ds);
     if (a != HADDR_UNDEF)
       off = static_cast<std::uint64_t>(a);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -17,7 +18,10 @@ herr_t walk(unsigned n, const H5E_error2_t *e, void *data) {
   auto *out = static_cast<std::string *>(data);
   if (n > 0)
     *out += "; ";
-  *out += fmt::format("{}(): {}", e->func_name ? e->func_name : "?", e->desc ? e->desc : "?");
+  std::string desc = e->desc ? e->desc : "?";
+  // Some descriptions carry a ctime() string with its newline: the stack stays one line.
+  std::replace(desc.begin(), desc.end(), '\n', ' ');
+  *out += fmt::format("{}(): {}", e->func_name ? e->func_name : "?", desc);
   return 0;
 }
 } // namespace
@@ -36,6 +40,38 @@ std::string error_stack() {
 void check(herr_t rc, const std::string &what) {
   if (rc < 0)
     throw Error(Errc::hdf5, -1, fmt::format("{}: {}", what, error_stack()));
+}
+
+hid_t native_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return H5T_NATIVE_UINT8;
+  case Dtype::i8: return H5T_NATIVE_INT8;
+  case Dtype::u16: return H5T_NATIVE_UINT16;
+  case Dtype::i16: return H5T_NATIVE_INT16;
+  case Dtype::u32: return H5T_NATIVE_UINT32;
+  case Dtype::i32: return H5T_NATIVE_INT32;
+  case Dtype::u64: return H5T_NATIVE_UINT64;
+  case Dtype::i64: return H5T_NATIVE_INT64;
+  case Dtype::f32: return H5T_NATIVE_FLOAT;
+  case Dtype::f64: return H5T_NATIVE_DOUBLE;
+  }
+  throw Error(Errc::internal, -1, "unknown dtype");
+}
+
+hid_t file_type(Dtype t) {
+  switch (t) {
+  case Dtype::u8: return H5T_STD_U8LE;
+  case Dtype::i8: return H5T_STD_I8LE;
+  case Dtype::u16: return H5T_STD_U16LE;
+  case Dtype::i16: return H5T_STD_I16LE;
+  case Dtype::u32: return H5T_STD_U32LE;
+  case Dtype::i32: return H5T_STD_I32LE;
+  case Dtype::u64: return H5T_STD_U64LE;
+  case Dtype::i64: return H5T_STD_I64LE;
+  case Dtype::f32: return H5T_IEEE_F32LE;
+  case Dtype::f64: return H5T_IEEE_F64LE;
+  }
+  throw Error(Errc::internal, -1, "unknown dtype");
 }
 
 Handle::Handle(hid_t id, const std::string &what) : id_(id) {

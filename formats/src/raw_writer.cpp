@@ -1,10 +1,8 @@
-// The data path of the fast writer: pwrite/O_DIRECT at dataset offsets, no MPI, no HDF5.
-#include <ckpt/formats/raw_writer.hpp>
+// The write side of the raw data path: planned extents, pwrite/O_DIRECT at dataset
+// offsets, staging memory. No MPI, no HDF5. The read side is raw_reader.cpp.
+#include "raw_io.hpp"
 
 #include <fmt/format.h>
-
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,8 +23,6 @@ namespace ckpt::formats {
 
 namespace {
 
-constexpr std::uint64_t align_down(std::uint64_t x, std::uint64_t a) { return x / a * a; }
-constexpr std::uint64_t align_up(std::uint64_t x, std::uint64_t a) { return (x + a - 1) / a * a; }
 // Largest single O_DIRECT request: big enough to keep the device busy, small enough to
 // interleave with hashing in cache-sized steps.
 constexpr std::uint64_t direct_piece = 16u << 20;
@@ -121,58 +117,6 @@ struct Fds {
       io_error(errno, "fsync failed for", path);
   }
 };
-
-// Copies bytes out of an extent's memory runs in order.
-struct Cursor {
-  const std::vector<Run> &runs;
-  std::size_t i = 0;
-  std::size_t off = 0;
-  void copy(std::byte *dst, std::uint64_t n) {
-    while (n > 0) {
-      const Run &r = runs[i];
-      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, r.bytes - off));
-      std::memcpy(dst, r.mem + off, k);
-      dst += k;
-      n -= k;
-      off += k;
-      if (off == r.bytes) {
-        ++i;
-        off = 0;
-      }
-    }
-  }
-};
-
-struct Hashes {
-  std::vector<XXH3_state_t> state;
-  explicit Hashes(std::size_t n) : state(n) {
-    for (auto &s : state)
-      XXH3_64bits_reset(&s);
-  }
-  void update(std::size_t field, const void *p, std::uint64_t n) {
-    if (n > 0)
-      XXH3_64bits_update(&state[field], p, static_cast<std::size_t>(n));
-  }
-  std::vector<std::uint64_t> digests(const WritePlan &plan) {
-    std::vector<std::uint64_t> d(state.size(), 0);
-    for (std::size_t i = 0; i < state.size(); ++i)
-      if (plan.hashed[i])
-        d[i] = XXH3_64bits_digest(&state[i]);
-    return d;
-  }
-};
-
-// Fields whose extents all go through the ring: their hashing can move to the helper
-// thread (which sees their bytes in file order), splitting the CPU work in two.
-std::vector<bool> ring_hashed(const WritePlan &plan) {
-  std::vector<int> state(plan.nfields, 0); // 1: all direct so far, 2: mixed or small
-  for (const Extent &e : plan.extents)
-    state[e.field] = e.direct && state[e.field] != 2 ? 1 : 2;
-  std::vector<bool> r(plan.nfields);
-  for (std::size_t i = 0; i < plan.nfields; ++i)
-    r[i] = state[i] == 1 && plan.hashed[i];
-  return r;
-}
 
 // Writes a small extent straight from application memory (no copy).
 void write_gathered(Fds &fds, Hashes &h, const Extent &e, const WritePlan &plan) {
@@ -451,15 +395,10 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
       Cursor cur{e.runs};
       const std::uint64_t end = e.file_offset + e.bytes;
       for (std::uint64_t w = align_down(e.file_offset, direct_align); w < end; w += ring_slot_bytes) {
-        std::size_t slot;
-        {
-          std::unique_lock lk(mu);
-          cv.wait(lk, [&] { return !free_slots.empty() || failure; });
-          if (failure)
-            break;
-          slot = free_slots.back();
-          free_slots.pop_back();
-        }
+        const auto free_slot = take_free_slot(mu, cv, free_slots, [&] { return static_cast<bool>(failure); });
+        if (!free_slot)
+          break;
+        const std::size_t slot = *free_slot;
         const std::uint64_t b = std::max(w, e.file_offset) - w;
         const std::uint64_t n = std::min(w + ring_slot_bytes, end) - w - b;
         std::byte *dst = ring.data() + slot * ring_slot_bytes + b;
@@ -482,190 +421,6 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
     std::rethrow_exception(failure);
   if (sync)
     fds.sync();
-  return h.digests(plan);
-}
-
-} // namespace ckpt::formats
-
-// ------------------------------------------------------------------------------------------
-// The read side: the same plan, bytes flowing the other way.
-
-namespace ckpt::formats {
-
-namespace {
-
-void pread_full(int fd, std::byte *p, std::uint64_t n, std::uint64_t off, const std::string &path,
-                std::uint64_t need) {
-  // Reads up to n bytes; fails when fewer than `need` arrive (end of file).
-  std::uint64_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::pread(fd, p + got, static_cast<std::size_t>(std::min<std::uint64_t>(n - got, 1u << 30)),
-                              static_cast<off_t>(off + got));
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      throw Error(Errc::io, -1, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-    }
-    if (r == 0)
-      break;
-    got += static_cast<std::uint64_t>(r);
-  }
-  if (got < need)
-    throw Error(Errc::corrupt, -1, fmt::format("{} is truncated (read {} of {} bytes at offset {})", path, got, need, off));
-}
-
-} // namespace
-
-std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring) {
-  const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  const int dfd = any_direct ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
-  struct Closer {
-    int a, b;
-    ~Closer() {
-      if (a >= 0)
-        ::close(a);
-      if (b >= 0)
-        ::close(b);
-    }
-  } closer{fd, dfd};
-  Hashes h(plan.nfields);
-  auto read_small = [&](const Extent &e) {
-    std::uint64_t off = e.file_offset;
-    for (const Run &r : e.runs) {
-      auto *dst = const_cast<std::byte *>(r.mem);
-      pread_full(fd, dst, r.bytes, off, path, r.bytes);
-      if (plan.hashed[e.field])
-        h.update(e.field, dst, r.bytes);
-      off += r.bytes;
-    }
-  };
-  if (dfd < 0) {
-    for (const Extent &e : plan.extents)
-      read_small(e);
-    return h.digests(plan);
-  }
-
-  // A reader thread fills aligned slots with O_DIRECT ahead of this thread, which copies
-  // them out into application memory and hashes them.
-  ring.reserve(ring_slots * ring_slot_bytes);
-  struct Window {
-    std::uint64_t file, begin, end; // slot-relative valid range
-    std::size_t field;
-  };
-  const std::vector<bool> thread_hash = ring_hashed(plan);
-  std::vector<Window> windows;
-  for (const Extent &e : plan.extents) {
-    if (!e.direct)
-      continue;
-    const std::uint64_t end = e.file_offset + e.bytes;
-    for (std::uint64_t w = align_down(e.file_offset, direct_align); w < end; w += ring_slot_bytes) {
-      const std::uint64_t b = std::max(w, e.file_offset) - w;
-      windows.push_back(Window{w, b, std::min(w + ring_slot_bytes, end) - w, e.field});
-    }
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::pair<std::size_t, std::size_t>> full; // (window, slot)
-  std::vector<std::size_t> free_slots;
-  for (std::size_t i = 0; i < ring_slots; ++i)
-    free_slots.push_back(i);
-  bool stop = false;
-  std::exception_ptr failure;
-  std::thread reader([&] {
-    for (std::size_t wi = 0; wi < windows.size(); ++wi) {
-      std::size_t slot;
-      {
-        std::unique_lock lk(mu);
-        cv.wait(lk, [&] { return !free_slots.empty() || stop; });
-        if (stop)
-          return;
-        slot = free_slots.back();
-        free_slots.pop_back();
-      }
-      try {
-        const Window &w = windows[wi];
-        std::byte *dst = ring.data() + slot * ring_slot_bytes;
-        const std::uint64_t n = align_up(w.end, direct_align);
-        pread_full(dfd, dst, n, w.file, path, w.end); // the last page may lie past the end of file
-        if (thread_hash[w.field])
-          h.update(w.field, dst + w.begin, w.end - w.begin);
-      } catch (...) {
-        std::lock_guard lk(mu);
-        failure = std::current_exception();
-        stop = true;
-        cv.notify_all();
-        return;
-      }
-      {
-        std::lock_guard lk(mu);
-        full.emplace_back(wi, slot);
-      }
-      cv.notify_all();
-    }
-  });
-  auto finish = [&] {
-    {
-      std::lock_guard lk(mu);
-      stop = true;
-    }
-    cv.notify_all();
-    reader.join();
-  };
-  try {
-    std::size_t next = 0;
-    for (const Extent &e : plan.extents) {
-      if (!e.direct) {
-        read_small(e);
-        continue;
-      }
-      // Copies this extent's windows out, in order.
-      std::size_t ri = 0, roff = 0;
-      std::uint64_t left = e.bytes;
-      while (left > 0) {
-        std::pair<std::size_t, std::size_t> item;
-        {
-          std::unique_lock lk(mu);
-          cv.wait(lk, [&] { return !full.empty() || failure; });
-          if (failure)
-            std::rethrow_exception(failure);
-          item = full.front();
-          full.pop_front();
-        }
-        if (item.first != next)
-          throw Error(Errc::internal, -1, "restore: read windows out of order");
-        const Window &w = windows[next++];
-        const std::byte *src = ring.data() + item.second * ring_slot_bytes + w.begin;
-        std::uint64_t n = w.end - w.begin;
-        if (plan.hashed[e.field] && !thread_hash[e.field])
-          h.update(e.field, src, n);
-        left -= n;
-        while (n > 0) {
-          const Run &r = e.runs[ri];
-          const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, r.bytes - roff));
-          std::memcpy(const_cast<std::byte *>(r.mem) + roff, src, k);
-          src += k;
-          n -= k;
-          roff += k;
-          if (roff == r.bytes) {
-            ++ri;
-            roff = 0;
-          }
-        }
-        {
-          std::lock_guard lk(mu);
-          free_slots.push_back(item.second);
-        }
-        cv.notify_all();
-      }
-    }
-  } catch (...) {
-    finish();
-    throw;
-  }
-  finish();
   return h.digests(plan);
 }
 

@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace ckpt {
 
-const char *library_version() noexcept { return CKPT_VERSION_STRING; }
-
 std::string checkpoint_file_name(std::int64_t step) { return fmt::format("ckpt-{:012d}.h5", step); }
 
 namespace {
@@ -60,13 +58,6 @@ std::optional<std::int64_t> read_latest(const fs::path &dir) {
   if (!in || !std::getline(in, name))
     return std::nullopt;
   return parse_name(name);
-}
-
-const FieldInfo *CheckpointInfo::field(const std::string &name) const {
-  for (const auto &f : fields)
-    if (f.name == name)
-      return &f;
-  return nullptr;
 }
 
 CheckpointInfo inspect(const fs::path &file) {

@@ -3,11 +3,12 @@
 /// The checkpoints in a directory, and what one checkpoint file holds.
 /// These calls are local (not collective) and need no MPI communicator.
 
+#include <ckpt/formats/model.hpp> // CheckpointInfo, FieldInfo, BlockInfo
 #include <ckpt/types.hpp>
+#include <ckpt/version.hpp>  // library_version()
 
 #include <cstdint>
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,44 +33,6 @@ std::string checkpoint_file_name(std::int64_t step);
 /// The pointer is a hint: restore scans the directory and does not trust it alone.
 std::optional<std::int64_t> read_latest(const std::filesystem::path &dir);
 
-/// One block of a field as saved: which rank wrote it, where it lies, its checksum.
-struct BlockInfo {
-  int rank = 0;
-  Shape offset;         ///< in the dataset (the global array for distributed fields)
-  Shape count;          ///< extent in the dataset
-  Shape local_shape;    ///< the rank's own shape (per-rank fields), else equal to count
-  std::uint64_t checksum = 0;
-};
-
-/// A field of a checkpoint.
-struct FieldInfo {
-  std::string name;
-  Kind kind = Kind::replicated;
-  Dtype dtype = Dtype::u8;
-  Shape shape; ///< dataset shape: global shape, value shape, or concatenated per-rank length
-  std::vector<BlockInfo> blocks;
-};
-
-/// Root attributes and fields of a checkpoint file.
-struct CheckpointInfo {
-  std::filesystem::path path;
-  std::string format;           ///< "ckpt"
-  int format_major = 0;
-  int format_minor = 0;
-  std::string library_version;
-  std::int64_t step = 0;
-  double time = 0;
-  int nranks = 0;
-  std::string created;          ///< ISO 8601, UTC
-  std::string checksum_algorithm;
-  std::map<std::string, std::string> metadata;
-  std::vector<FieldInfo> fields;
-  std::uint64_t file_bytes = 0;
-
-  /// The field called `name`, or nullptr.
-  const FieldInfo *field(const std::string &name) const;
-};
-
 /// Reads the metadata of a checkpoint file (no field data).
 /// \throws Error(corrupt) for a file that is not a readable ckpt checkpoint,
 ///         Error(unsupported_version) for an unknown major format version.
@@ -86,8 +49,5 @@ struct VerifyReport {
 /// Reads every block of every field and checks its checksum. Never throws for a bad file:
 /// the reason is in the report.
 VerifyReport verify(const std::filesystem::path &file);
-
-/// Library version, e.g. "0.1.0".
-const char *library_version() noexcept;
 
 } // namespace ckpt

@@ -30,21 +30,24 @@ bin="$build/fuzz_reader"
 
 sources=(
   "$here/fuzz_reader.cpp"
-  "$src/libckpt/src/catalog.cpp" "$src/libckpt/src/error.cpp" "$src/libckpt/src/types.cpp"
-  "$src/formats/src/checkpoint_file.cpp" "$src/formats/src/checksum.cpp" "$src/formats/src/hdf5.cpp"
+  "$src/libckpt/src/catalog.cpp"
+  "$src/libckpt/base/src/error.cpp" "$src/libckpt/base/src/types.cpp" "$src/libckpt/base/src/version.cpp"
+  "$src/formats/src/model.cpp" "$src/formats/src/checkpoint_file.cpp" "$src/formats/src/checksum.cpp"
+  "$src/formats/src/hdf5.cpp" "$src/formats/src/raw_writer.cpp" "$src/formats/src/raw_reader.cpp"
 )
-[ -f "$src/formats/src/raw_writer.cpp" ] && sources+=("$src/formats/src/raw_writer.cpp")
 
 rebuild=0
 [ -x "$bin" ] || rebuild=1
 for s in "${sources[@]}" "$0"; do [ "$s" -nt "$bin" ] && rebuild=1; done
-for h in "$src"/libckpt/include/ckpt/*.hpp "$src"/formats/include/ckpt/formats/*.hpp; do [ "$h" -nt "$bin" ] && rebuild=1; done
+for h in "$src"/libckpt/include/ckpt/*.hpp "$src"/libckpt/base/include/ckpt/*.hpp \
+         "$src"/formats/include/ckpt/formats/*.hpp "$src"/formats/src/*.hpp; do [ "$h" -nt "$bin" ] && rebuild=1; done
 if [ $rebuild = 1 ]; then
   echo "building $bin with $CXX"
   # shellcheck disable=SC2046
   "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -DCKPT_VERSION_STRING='"0.1.0"' \
-    -I"$src/libckpt/include" -I"$src/libckpt/src" -I"$src/formats/include" -I"$src/mpi/include" \
+    -I"$src/libckpt/include" -I"$src/libckpt/src" -I"$src/libckpt/base/include" -I"$src/formats/include" \
+    -I"$src/mpi/include" \
     $(pkg-config --cflags hdf5-openmpi libxxhash) $(mpicxx --showme:compile) \
     "${sources[@]}" -o "$bin.new" \
     $(pkg-config --libs hdf5-openmpi libxxhash) -lfmt $(mpicxx --showme:link)

@@ -2,8 +2,8 @@
 // Checkpoint file format v1: writing (collective, parallel HDF5) and reading.
 // The layout is specified in docs/format.md.
 
-#include <ckpt/catalog.hpp>
 #include <ckpt/formats/hdf5.hpp>
+#include <ckpt/formats/model.hpp>
 #include <ckpt/types.hpp>
 
 #include <mpi.h>

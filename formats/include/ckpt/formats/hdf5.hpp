@@ -1,8 +1,10 @@
 #pragma once
-// Move-only RAII handles for HDF5 identifiers and HDF5 error reporting.
+// Move-only RAII handles for HDF5 identifiers, HDF5 error reporting, and the HDF5 types
+// of ckpt dtypes.
 // Destructors never throw (a failed close is logged); close() throws.
 
 #include <ckpt/error.hpp>
+#include <ckpt/types.hpp>
 
 #include <hdf5.h>
 
@@ -19,6 +21,11 @@ std::string error_stack();
 
 /// Throws Error(hdf5) with `what` and the HDF5 error stack when `rc` is negative.
 void check(herr_t rc, const std::string &what);
+
+/// The HDF5 memory type of a dtype (native byte order). \throws Error(internal) for none.
+hid_t native_type(Dtype t);
+/// The little-endian HDF5 file type of a dtype. \throws Error(internal) for none.
+hid_t file_type(Dtype t);
 
 /// One HDF5 identifier of any type, closed with the matching H5?close.
 class Handle {
