@@ -5,7 +5,9 @@
 // parts are implemented by stage:
 //   checkpointer.cpp   the public API, opening the session, registering fields
 //   step_boundary.cpp  after each step: policy (policy.cpp), save, on a stop wait until durable
-//   save.cpp           block tables and the plan checks (plan.cpp), the layout agreement, the write
+//   save.cpp           the save entry points; block tables and the plan checks (plan.cpp)
+//   agreement.cpp      rank 0 creates the temp file; every rank learns the layout (typed messages)
+//   write.cpp          every rank writes its bytes (sync now, async by the background writer)
 //   commit.cpp         every rank durable → checksums into the file, rename, LATEST, retention
 //   restore.cpp        one file: verify and read into the fields (candidates: restore_fallback.cpp)
 
@@ -148,7 +150,7 @@ struct Checkpointer::Impl {
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
-  // The stages of save (save.cpp), then the commit (commit.cpp).
+  // The stages of save (save.cpp, agreement.cpp, write.cpp), then the commit (commit.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
   std::unique_ptr<Pending> agree_layout(std::int64_t step, double time, double t0,
                                         const std::vector<formats::FieldWrite> &writes);

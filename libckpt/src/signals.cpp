@@ -10,11 +10,15 @@ namespace ckpt::detail {
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_received = 0; // a stop signal arrived in this process
 std::mutex g_mutex;
 int g_installs = 0;
 std::map<int, struct sigaction> g_previous;
 
-extern "C" void on_stop_signal(int signo) { g_stop = signo; }
+extern "C" void on_stop_signal(int signo) {
+  g_stop = signo;
+  g_received = 1;
+}
 } // namespace
 
 void install_stop_handlers(const std::vector<int> &signals) {
@@ -36,6 +40,12 @@ void install_stop_handlers(const std::vector<int> &signals) {
 void uninstall_stop_handlers() {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_installs == 0 || --g_installs > 0)
+    return;
+  // Once a stop signal arrived, more copies of it may still be on their way: SLURM's
+  // `scancel --full`, srun and ckpt-run can each deliver the same warning, a moment apart.
+  // A copy that came after the old (often default: terminate) handler was back would kill
+  // a process that had just checkpointed and was exiting 75. So the flag-only handlers stay.
+  if (g_received)
     return;
   for (auto &[s, old] : g_previous)
     sigaction(s, &old, nullptr);

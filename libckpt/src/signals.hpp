@@ -7,7 +7,9 @@
 namespace ckpt::detail {
 
 /// Installs the flag-setting handler for `signals` (reference counted across
-/// Checkpointers; the previous handlers come back when the last one uninstalls).
+/// Checkpointers; the previous handlers come back when the last one uninstalls, unless a
+/// stop signal arrived: then ckpt's handlers stay, so that a late copy of it cannot kill a
+/// process that already checkpointed).
 void install_stop_handlers(const std::vector<int> &signals);
 void uninstall_stop_handlers();
 

@@ -6,6 +6,7 @@
 #include "commit.hpp" // libckpt/src: the save's commit stage
 #include "plan.hpp"   // libckpt/src: the save's plan stage
 #include "policy.hpp" // libckpt/src: when to checkpoint and when to stop
+#include "signals.hpp" // libckpt/src: the stop flag
 
 #include <gtest/gtest.h>
 
@@ -291,4 +292,19 @@ TEST(Commit, FaultHookPlansPerPointAndRank) {
   EXPECT_EQ(fault_action("write", 3), Fault::kill);
   unsetenv("CKPT_TEST_FAULT");
   EXPECT_EQ(fault_action("write", 3), Fault::none);
+}
+
+// SLURM can deliver the same warning several times a moment apart (scancel --full, srun and
+// ckpt-run each forward it). A copy that comes after the stop was acted on and the handlers
+// were removed must not kill the process on its way out with exit code 75.
+TEST(Signals, ALateCopyOfAStopSignalDoesNotKill) {
+  {
+    ckpt::StopSignals handlers({SIGUSR2});
+    std::raise(SIGUSR2);
+    EXPECT_EQ(ckpt::detail::stop_signal(), SIGUSR2);
+    ckpt::clear_stop_request();
+  } // the last holder goes; a stop signal did arrive, so ckpt's handler stays
+  std::raise(SIGUSR2); // with the default action back, this would terminate the test
+  EXPECT_EQ(ckpt::detail::stop_signal(), SIGUSR2);
+  ckpt::clear_stop_request();
 }

@@ -1,0 +1,78 @@
+// The layout agreement of a save: rank 0 creates the temp file (all metadata, the raw data
+// regions allocated) and every rank learns its outcome and where each dataset's data lies,
+// as typed messages (mpi/).
+#include "session.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+namespace ckpt {
+
+// 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells
+//    every rank where each dataset's data lies.
+std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(std::int64_t step, double time, double t0,
+                                                                              const std::vector<formats::FieldWrite> &writes) {
+  const int n = comm.size();
+  auto p = std::make_unique<Pending>();
+  p->step = step;
+  p->time = time;
+  p->mode = opts.mode;
+  p->t0 = t0;
+  p->boundary = boundaries;
+  p->final_name = checkpoint_file_name(step);
+  p->final_path = dir / p->final_name;
+  p->tmp_path = dir / ("." + p->final_name + ".tmp");
+  p->header = formats::Header{step, time, n, metadata};
+  for (const auto &w : writes)
+    p->payload += volume(w.shape) * dtype_size(w.dtype);
+  {
+    // Rank 0's outcome, then (when it succeeded) the layout: the creation time recorded in
+    // the file and each dataset's data offset.
+    mpi::Status st;
+    if (rank() == 0) {
+      st = mpi::capture(0, [&] {
+        // Never write through a file or link planted at the temp path.
+        if (::unlink(p->tmp_path.c_str()) != 0 && errno != ENOENT)
+          throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", p->tmp_path.string(), std::strerror(errno)));
+        // Refuse up front when the data cannot fit: HDF5 1.10 that fails to flush a file while
+        // closing it (ENOSPC) leaves a half-destroyed file that crashes the process at exit
+        // (found by tests/faults/full_disk.py). Only the metadata written here is exposed.
+        struct statvfs vfs {};
+        if (::statvfs(dir.c_str(), &vfs) == 0 &&
+            double(vfs.f_bavail) * double(vfs.f_frsize) < double(p->payload) + double(64 << 10))
+          throw Error(Errc::no_space, 0,
+                      fmt::format("no space left in {} for a checkpoint of {} ({} free): free space there, "
+                                  "lower CKPT_KEEP, or point CKPT_DIR elsewhere",
+                                  dir.string(), human_bytes(p->payload),
+                                  human_bytes(static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize)));
+        p->layout = formats::create_file(p->tmp_path.string(), p->header, writes);
+      });
+      if (!st.ok() && st.code == Errc::hdf5)
+        st = no_space_or(st, p->payload);
+      if (!st.ok())
+        ::unlink(p->tmp_path.c_str());
+    }
+    st = mpi::bcast(comm, st, 0, "broadcasting the outcome of creating the checkpoint file");
+    if (!st.ok())
+      throw Error(st.code, 0, st.message);
+    p->layout.created = comm.bcast(p->layout.created, 0, "broadcasting the checkpoint layout");
+    p->layout.data_offset = comm.bcast(p->layout.data_offset, 0, "broadcasting the checkpoint layout");
+    if (p->layout.data_offset.size() != writes.size())
+      throw Error(Errc::internal, 0, "the checkpoint layout does not list every field");
+  }
+  return p;
+}
+
+mpi::Status Checkpointer::Impl::no_space_or(const mpi::Status &st, std::uint64_t payload) const {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && double(vfs.f_bavail) * vfs.f_frsize < double(payload) + (1 << 20))
+    return {Errc::no_space, fmt::format("no space left in {} for a checkpoint of {} ({})", dir.string(),
+                                        human_bytes(payload), st.message)};
+  return st;
+}
+
+} // namespace ckpt
