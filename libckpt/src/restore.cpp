@@ -149,17 +149,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, 
         // hashing the bytes on the way.
         std::optional<std::uint64_t> read_sum;
         if (const std::uint64_t raw = reader->raw_offset(fi); raw != formats::Layout::no_offset) {
-          formats::FieldWrite fw;
-          fw.name = f.name;
-          fw.kind = f.kind;
-          fw.dtype = f.dtype;
-          fw.shape = fi.shape;
-          fw.write = volume(f.block.count) > 0;
-          fw.data = f.data;
-          fw.offset = f.block.offset;
-          fw.count = f.block.count;
-          fw.memory = f.block.memory;
-          fw.memory_offset = f.block.memory_offset;
+          const formats::FieldWrite fw = block_write(f, fi.shape);
           formats::Layout lay;
           lay.data_offset = {raw};
           const auto plan = formats::plan_writes({fw}, lay, {true});

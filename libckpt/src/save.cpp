@@ -54,13 +54,7 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
       signature += fmt::format("{}:{}:{}", f.name, int(f.kind), int(f.dtype));
       if (f.kind == Kind::distributed) {
         signature += fmt::format(":{}", fmt::join(f.block.global, "x"));
-        w.shape = f.block.global;
-        w.write = volume(f.block.count) > 0;
-        w.data = f.data;
-        w.offset = f.block.offset;
-        w.count = f.block.count;
-        w.memory = f.block.memory;
-        w.memory_offset = f.block.memory_offset;
+        w = block_write(f, f.block.global);
         mine.push_back(0); // the writer computes it from the bytes it writes
         mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
         mine.insert(mine.end(), f.block.count.begin(), f.block.count.end());

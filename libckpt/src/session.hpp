@@ -60,6 +60,23 @@ using detail::now;
 
 using Field = FieldSet::Field;
 
+/// The write (or read) description of this rank's block of distributed field `f`, stored at
+/// global shape `shape`: the same for a save (save.cpp) and a restore's direct read.
+inline formats::FieldWrite block_write(const Field &f, const Shape &shape) {
+  formats::FieldWrite w;
+  w.name = f.name;
+  w.kind = f.kind;
+  w.dtype = f.dtype;
+  w.shape = shape;
+  w.write = volume(f.block.count) > 0;
+  w.data = f.data;
+  w.offset = f.block.offset;
+  w.count = f.block.count;
+  w.memory = f.block.memory;
+  w.memory_offset = f.block.memory_offset;
+  return w;
+}
+
 struct Checkpointer::Impl {
   mpi::Comm comm;
   Options opts;
