@@ -92,6 +92,24 @@ void append_stats_line(const fs::path &dir, const std::string &line) {
   std::fclose(f);
 }
 
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\t': out += "\\t"; break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20)
+        out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      else
+        out += c;
+    }
+  }
+  return out + '"';
+}
+
 Fault fault_action(const char *point, int rank) {
   const char *spec = std::getenv("CKPT_TEST_FAULT");
   if (!spec)
@@ -218,9 +236,9 @@ void Checkpointer::Impl::commit(Pending &p) {
                       human_bytes(p.payload), blocked, dur, gbps, final_path.string()));
     append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
                              "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
-                             "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":\"{}\"}}",
+                             "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":{}}}",
                              step, p.time, now(), n, p.payload, blocked, dur, gbps,
-                             p.mode == Mode::sync ? "sync" : "async", p.iter, final_name));
+                             p.mode == Mode::sync ? "sync" : "async", p.iter, detail::json_string(final_name)));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt::detail {
@@ -28,6 +29,10 @@ std::vector<std::string> prune(const std::filesystem::path &dir, int keep, std::
 
 /// Appends one line to `dir/ckpt-stats.jsonl` (best effort; a symlink there is not followed).
 void append_stats_line(const std::filesystem::path &dir, const std::string &line);
+
+/// `text` as a JSON string, quotes included: `"`, `\` and control characters escaped
+/// (a file name in a stats line may hold any of them). Other bytes pass through.
+std::string json_string(std::string_view text);
 
 // Test hook for fault injection: CKPT_TEST_FAULT="<point>@<rank>[:kill]" makes `rank` (or
 // every rank for "*") fail with Errc::io, or die by SIGKILL, at that point of a save.

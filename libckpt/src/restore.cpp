@@ -2,6 +2,7 @@
 // verifies one checkpoint and reads it into the registered fields (any rank count: each
 // rank reads the parts of the saved blocks that overlap its new block). Which file to try,
 // and what a failure means, is restore_fallback.cpp.
+#include "commit.hpp"
 #include "session.hpp"
 
 #include "restore_fallback.hpp"
@@ -222,8 +223,9 @@ std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, 
                   human_bytes(static_cast<std::uint64_t>(total)), secs, info.nranks, n));
   if (rank() == 0)
     append_stats(fmt::format("{{\"event\":\"restore\",\"step\":{},\"unix\":{:.3f},\"nranks\":{},\"saved_nranks\":{},"
-                             "\"bytes\":{},\"seconds\":{:.6f},\"file\":\"{}\"}}",
-                             info.step, now(), n, info.nranks, total, secs, fs::path(file).filename().string()));
+                             "\"bytes\":{},\"seconds\":{:.6f},\"file\":{}}}",
+                             info.step, now(), n, info.nranks, total, secs,
+                             detail::json_string(fs::path(file).filename().string())));
   history.last_checkpoint = mono();
   return info.step;
 }

@@ -37,12 +37,40 @@ def sub_comm(size):
     return world.Split(color, world.rank)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "watchdog(seconds): a longer limit for the hang watchdog "
+                            "of a test that compiles (default 90 s, CKPT_TEST_WATCHDOG)")
+
+
+_watchdog_out = None
+
+
+def _watchdog_file(config):
+    """The test process's real stderr, which pytest's capture of fd 2 hides during a test
+    (the watchdog's stacks are lost there when it ends the process)."""
+    global _watchdog_out
+    if _watchdog_out is None:
+        fd = 2
+        capman = config.pluginmanager.getplugin("capturemanager")
+        saved = getattr(getattr(getattr(capman, "_global_capturing", None), "err", None), "targetfd_save", None)
+        if isinstance(saved, int):
+            fd = saved
+        _watchdog_out = os.fdopen(os.dup(fd), "w")
+    return _watchdog_out
+
+
 @pytest.fixture(autouse=True)
-def watchdog():
+def watchdog(request):
     """A test that hangs (a rank stuck in a collective) dumps every rank's Python stack and
-    exits after 90 s instead of waiting for the ctest timeout (pytest's own faulthandler,
-    -o faulthandler_timeout, prints the stacks where they can be seen)."""
+    exits after 90 s instead of waiting for the ctest timeout. The stacks go to the real
+    stderr, so ctest's output shows them. A test that compiles asks for more with
+    @pytest.mark.watchdog(seconds); the limit is a guard against hangs, not a timing."""
     import faulthandler
-    faulthandler.dump_traceback_later(float(os.environ.get("CKPT_TEST_WATCHDOG", 90)), exit=True)
+    seconds = float(os.environ.get("CKPT_TEST_WATCHDOG", 90))
+    mark = request.node.get_closest_marker("watchdog")
+    if mark is not None:
+        seconds = max(seconds, float(mark.args[0]))
+    out = _watchdog_file(request.config)
+    faulthandler.dump_traceback_later(seconds, exit=True, file=out)
     yield
     faulthandler.cancel_dump_traceback_later()

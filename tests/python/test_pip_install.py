@@ -18,8 +18,11 @@ SRC = os.environ.get("CKPT_SOURCE_DIR") or os.path.abspath(
 MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
 N, STEPS, EVERY = 48, 3000, 10
 
-pytestmark = pytest.mark.skipif("OMPI_COMM_WORLD_SIZE" in os.environ,
-                                reason="starts mpiexec itself; run it without mpiexec")
+pytestmark = [pytest.mark.skipif("OMPI_COMM_WORLD_SIZE" in os.environ,
+                                 reason="starts mpiexec itself; run it without mpiexec"),
+              # `pip install -e` compiles libckpt and the extension again: minutes on a
+              # loaded 2-core machine (the conftest's 90-s hang watchdog ended the test there)
+              pytest.mark.watchdog(600)]
 
 sys.path.insert(0, os.path.join(SRC, "apps"))
 from mpijob import Job, committed_steps, kill_in_next_interval  # noqa: E402

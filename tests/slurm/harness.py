@@ -230,6 +230,22 @@ def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None):
     return rate
 
 
+def wall_rate(cmd, steps, env_extra=None):
+    """Steps per second of a short run of cmd on 2 ranks, start-up included (so it errs
+    towards longer jobs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKPT_", "SLURM_"))}
+    env.update(MPI_ENV)
+    env["CKPT_QUIET"] = "1"
+    env.update(env_extra or {})
+    t0 = time.time()
+    r = subprocess.run(["mpirun", "-n", "2"] + cmd, env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise TestFailure("calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
+    rate = steps / (time.time() - t0)
+    log("%s: %.0f steps/s" % (os.path.basename(cmd[1] if cmd[0].endswith("python3") else cmd[0]), rate))
+    return rate
+
+
 class Reference:
     """An uninterrupted run of an app (plain mpirun, no SLURM, no checkpoints) in the
     background. `cmd` is the app's command line without mpirun."""

@@ -8,25 +8,8 @@ capsid, heat-py, fortran-heat) with --launch srun or mpirun. (The templates' own
 cannot fire here: the time limit is 10 minutes.)"""
 import glob
 import os
-import subprocess
 import time
 import harness as h
-
-
-def wall_rate(cmd, steps, env_extra=None):
-    """Steps per second of a short run of cmd on 2 ranks, start-up included (so it errs
-    towards longer jobs)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKPT_", "SLURM_"))}
-    env.update(h.MPI_ENV)
-    env["CKPT_QUIET"] = "1"
-    env.update(env_extra or {})
-    t0 = time.time()
-    r = subprocess.run(["mpirun", "-n", "2"] + cmd, env=env, capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise h.TestFailure("calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
-    rate = steps / (time.time() - t0)
-    h.log("%s: %.0f steps/s" % (os.path.basename(cmd[1] if cmd[0].endswith("python3") else cmd[0]), rate))
-    return rate
 
 
 def app_setup(args, work):
@@ -43,7 +26,7 @@ def app_setup(args, work):
         n = 400
         # 100 calibration steps, so that process start-up does not dominate the rate, and
         # about 15 s of work: scancel comes at a tenth of the steps, chosen from progress.
-        steps = max(int(wall_rate([args.capsid, "-n", str(n), "-s", "100", "-e", "0", "-d",
+        steps = max(int(h.wall_rate([args.capsid, "-n", str(n), "-s", "100", "-e", "0", "-d",
                                    os.path.join(work, "rate-ckpt")], 100) * 15), 200)
         env = {"CAPSID": args.capsid, "CAPSID_N": str(n), "CAPSID_STEPS": str(steps), "CAPSID_EVERY": "0"}
         ref = [args.capsid, "-n", str(n), "-s", str(steps), "-e", "0", "-d", ref_dir]
@@ -51,7 +34,7 @@ def app_setup(args, work):
     if args.app == "fortran-heat":
         nx, ny = 512, 256
         # as for capsid: a calibration run, then about 15 s of work
-        steps = max(int(wall_rate([args.fortran_heat, "-nx", str(nx), "-ny", str(ny), "-s", "200",
+        steps = max(int(h.wall_rate([args.fortran_heat, "-nx", str(nx), "-ny", str(ny), "-s", "200",
                                    "-e", "0", "-d", os.path.join(work, "rate-ckpt")], 200) * 15), 300)
         env = {"FHEAT": args.fortran_heat, "FHEAT_NX": str(nx), "FHEAT_NY": str(ny),
                "FHEAT_STEPS": str(steps), "FHEAT_EVERY": "0"}
@@ -63,7 +46,7 @@ def app_setup(args, work):
     py = "/usr/bin/python3"
     # 2000 calibration steps (start-up must not dominate the rate) and ~15 s of work;
     # scancel comes at a tenth of the steps, chosen from the job's progress.
-    steps = max(int(wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "2000",
+    steps = max(int(h.wall_rate([py, os.path.join(h.ROOT, "apps", "heat.py"), "--n", str(n), "--steps", "2000",
                                "--every", "0", "--dir", os.path.join(work, "rate-ckpt")], 2000,
                               {"PYTHONPATH": args.pythonpath}) * 15), 300)
     env = {"PYTHON": py, "CKPT_PYTHONPATH": args.pythonpath, "HEAT_N": str(n), "HEAT_STEPS": str(steps),

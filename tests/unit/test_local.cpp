@@ -294,6 +294,16 @@ TEST(Commit, FaultHookPlansPerPointAndRank) {
   EXPECT_EQ(fault_action("write", 3), Fault::none);
 }
 
+// The stats lines name the file a checkpoint was restored from, and restore_from() takes any
+// path: the name must stay one JSON string whatever it holds.
+TEST(Commit, StatsLineQuotesAnyFileName) {
+  using ckpt::detail::json_string;
+  EXPECT_EQ(json_string("ckpt-000000000007.h5"), "\"ckpt-000000000007.h5\"");
+  EXPECT_EQ(json_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(json_string("x\ny\tz\x01"), "\"x\\ny\\tz\\u0001\"");
+  EXPECT_EQ(json_string("caf\xc3\xa9"), "\"caf\xc3\xa9\""); // UTF-8 passes through
+}
+
 // SLURM can deliver the same warning several times a moment apart (scancel --full, srun and
 // ckpt-run each forward it). A copy that comes after the stop was acted on and the handlers
 // were removed must not kill the process on its way out with exit code 75.
