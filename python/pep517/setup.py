@@ -1,4 +1,5 @@
-"""setuptools driving the project's CMake for `pip install .` (see pyproject.toml).
+"""setuptools driving the project's CMake for `pip install .` (see pyproject.toml; run by
+the in-tree backend ckpt_build.py next to it, from the repository root).
 
 The extension ckpt._ckpt is built by CMake (python/CMakeLists.txt, target ckpt_python) with
 libckpt linked in statically, so the installed package is one self-contained module next to
@@ -15,7 +16,7 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class CMakeExtension(Extension):
