@@ -231,8 +231,8 @@ def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None):
 
 
 def wall_rate(cmd, steps, env_extra=None):
-    """Steps per second of a short run of cmd on 2 ranks, start-up included (so it errs
-    towards longer jobs)."""
+    """Steps per second of a run of cmd on 2 ranks, start-up included: the rate reads low,
+    so a job sized from it is shorter than planned, never longer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CKPT_", "SLURM_"))}
     env.update(MPI_ENV)
     env["CKPT_QUIET"] = "1"
