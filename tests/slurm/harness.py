@@ -205,9 +205,13 @@ def run_main(fn):
 HEAT_SBATCH = os.path.join(ROOT, "slurm", "heat.sbatch")
 
 
-def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None):
-    """Steps per second of heat on this machine now (a short run, checkpointing every
-    `every` steps). Used to size jobs so that they need a known amount of time."""
+def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None, min_seconds=1.0):
+    """Steps per second of heat on this machine now (checkpointing every `every` steps).
+    Used to size jobs so that they need a known amount of time. Runs of 4x more steps
+    until one computes for `min_seconds` or more: a run of a fraction of a second
+    measured half the speed a job later reached (cold caches, a CPU not yet at speed),
+    and a job sized from it finished before it could be stopped. Each run in a fresh
+    directory (a second run in the same one would resume its final checkpoint)."""
     env = dict(os.environ)
     env.update(MPI_ENV)
     for k in list(env):
@@ -215,18 +219,23 @@ def heat_rate(heat, n, ranks=2, steps=1000, every=0, env_extra=None):
             del env[k]
     env["CKPT_QUIET"] = "1"
     env.update(env_extra or {})
-    d = tempfile.mkdtemp(prefix="ckpt-heat-rate-")
-    try:
-        r = subprocess.run(["mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
-                            "--every", str(every), "--dir", d], capture_output=True, text=True, env=env,
-                           timeout=300)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    m = re.search(r"seconds=([0-9.]+)", r.stdout)
-    if r.returncode != 0 or not m:
-        raise TestFailure("heat calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
-    rate = steps / max(float(m.group(1)), 1e-3)
-    log("heat n=%d every=%d on %d ranks: %.1f steps/s" % (n, every, ranks, rate))
+    while True:
+        d = tempfile.mkdtemp(prefix="ckpt-heat-rate-")
+        try:
+            r = subprocess.run(["mpirun", "-n", str(ranks), heat, "--n", str(n), "--steps", str(steps),
+                                "--every", str(every), "--dir", d], capture_output=True, text=True, env=env,
+                               timeout=300)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        m = re.search(r"seconds=([0-9.]+)", r.stdout)
+        if r.returncode != 0 or not m:
+            raise TestFailure("heat calibration run failed (%d): %s %s" % (r.returncode, r.stdout, r.stderr))
+        seconds = max(float(m.group(1)), 1e-3)
+        if seconds >= min_seconds or steps >= 10**8:
+            break
+        steps *= 4
+    rate = steps / seconds
+    log("heat n=%d every=%d on %d ranks: %.1f steps/s (%d steps in %.2f s)" % (n, every, ranks, rate, steps, seconds))
     return rate
 
 
