@@ -5,6 +5,7 @@
 // parts are implemented by stage:
 //   checkpointer.cpp   the public API, opening the session, registering fields
 //   step_boundary.cpp  after each step: policy (policy.cpp), save, on a stop wait until durable
+//   loops.cpp          nested loops and phases: the position saved with each checkpoint
 //   save.cpp           the save entry points; block tables and the plan checks (plan.cpp)
 //   agreement.cpp      rank 0 creates the temp file; every rank learns the layout (typed messages)
 //   write.cpp          every rank writes its bytes (sync now, async by the background writer)
@@ -23,6 +24,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -60,6 +62,38 @@ using detail::now;
 
 using Field = FieldSet::Field;
 
+namespace detail {
+/// The position of a program in its Checkpointer::loop / phase nest (loops.cpp).
+struct LoopNest {
+  static constexpr std::size_t max_depth = 8;
+  // The field `ckpt.position`: version, depth, top-level done, then per level the name's
+  // hash, the index and the count of loops and phases done in the current iteration.
+  static constexpr std::size_t words = 3 + 3 * max_depth;
+  static constexpr const char *field = "ckpt.position";
+  struct Frame {
+    std::string name;
+    std::int64_t hash = 0;
+    std::int64_t n = 0, i = 0;
+    std::int64_t done = 0;    // loops and phases finished in the current iteration
+    std::int64_t entered = 0; // loops and phases entered in the current iteration
+    bool nonleaf = false;     // the current iteration entered a loop or phase
+  };
+  struct Saved {
+    std::int64_t hash = 0, i = 0, done = 0;
+  };
+  std::array<std::int64_t, words> buf{};
+  std::vector<Frame> frames;
+  std::int64_t top_done = 0, top_entered = 0;
+  std::vector<Saved> replay; // the restored position, until the program is back there
+  std::optional<LoopPosition> restored;
+  std::int64_t step = 0;
+  bool halted = false; // a stop ended the nest
+
+  void encode();
+  void decode(const std::string &file);
+};
+} // namespace detail
+
 /// The write (or read) description of this rank's block of distributed field `f`, stored at
 /// global shape `shape`: the same for a save (save.cpp) and a restore's direct read.
 inline formats::FieldWrite block_write(const Field &f, const Shape &shape) {
@@ -90,6 +124,7 @@ struct Checkpointer::Impl {
   SaveStats stats;
   double sim_time = 0;
   StopReason stopped = StopReason::none;
+  std::unique_ptr<detail::LoopNest> nest; // Checkpointer::loop/phase (loops.cpp)
   bool handlers = false;
   detail::DirLock lock; // rank 0: this job owns `dir` while the Checkpointer lives
 

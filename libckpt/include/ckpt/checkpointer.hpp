@@ -10,11 +10,14 @@
 
 #include <mpi.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ckpt {
@@ -42,6 +45,36 @@ struct SaveStats {
 };
 
 class StepRange;
+class LoopRange;
+
+/// Where a program was in its Checkpointer::loop / phase structure when a checkpoint was
+/// saved (Checkpointer::restored_position()). Loops and phases are counted in the order the
+/// program enters them: `done` of a level is how many of the loops and phases inside its
+/// current iteration had finished.
+struct LoopPosition {
+  struct Level {
+    std::int64_t index = 0; ///< the loop's index (0 for a phase)
+    std::int64_t done = 0;  ///< loops and phases finished inside this iteration
+    bool operator==(const Level &) const = default;
+  };
+  std::int64_t done = 0;    ///< top-level loops and phases finished
+  std::vector<Level> stack; ///< the running loops and phases, outermost first
+  bool operator==(const LoopPosition &) const = default;
+};
+
+/// Thrown by the iteration of a Checkpointer::loop or phase after a stop (signal, time
+/// limit, request_stop()) once its checkpoint is durable: it ends every loop of the nest,
+/// at any depth. Catch it outside the outermost loop and exit with
+/// Checkpointer::exit_code() (ckpt::exit_more_work).
+class Stopped : public std::exception {
+public:
+  explicit Stopped(StopReason reason) noexcept : reason_(reason) {}
+  StopReason reason() const noexcept { return reason_; }
+  const char *what() const noexcept override { return "ckpt: stopped after a durable checkpoint"; }
+
+private:
+  StopReason reason_;
+};
 
 /// Coordinated checkpoints of the state of an MPI application.
 ///
@@ -183,6 +216,39 @@ public:
   /// and ends the loop early. Collective over comm.
   StepRange steps(std::int64_t total);
 
+  /// A checkpointed loop that may be nested, with phases between and inside loops:
+  /// \code
+  /// for (auto _ : cp.phase("setup")) setup();
+  /// for (auto sweep : cp.loop("sweep", 8)) {
+  ///   for (auto _ : cp.phase("init")) init(sweep);
+  ///   for (auto t : cp.loop("t", 10000)) advance(u);
+  /// }
+  /// \endcode
+  /// The first top-level loop or phase restores the newest checkpoint (register the fields
+  /// before; do not call restore() yourself). The position (each running loop's index, and
+  /// which loops and phases of the current iterations are done) is saved with every
+  /// checkpoint as the replicated field `ckpt.position`; a restarted program re-enters the
+  /// outer loops at the saved indices and the inner loop at the saved step, and skips the
+  /// loops and phases that were done. The policy counts the steps of the innermost loops
+  /// (an iteration that enters no nested loop or phase is one step; a phase with none
+  /// inside is one step). On a stop the iteration checkpoints and throws ckpt::Stopped.
+  /// The end of a top-level loop or phase saves a final checkpoint (Options::final). A
+  /// `break` ends a loop as done. The program must enter the same loops and phases in the
+  /// same order as the run that saved the checkpoint (a different name where a saved loop
+  /// was running is Error(mismatch)); at most 8 levels. Collective over comm.
+  LoopRange loop(const std::string &name, std::int64_t n);
+  /// A named phase that runs once (a loop of one iteration, index 0), skipped after a
+  /// restart once it was done: `for (auto _ : cp.phase("spin-up")) { ... }`. Collective.
+  LoopRange phase(const std::string &name);
+  /// The running loops and phases, outermost first, as (name, index) pairs.
+  std::vector<std::pair<std::string, std::int64_t>> position() const;
+  /// The position saved in the checkpoint restored by the first loop or phase; nothing
+  /// before it, or when it started from scratch.
+  std::optional<LoopPosition> restored_position() const;
+  /// Steps counted by loop() and phase() so far (innermost iterations, restored ones
+  /// included): the step of their checkpoints.
+  std::int64_t loop_step() const noexcept;
+
   /// Sets the simulation time saved with checkpoints taken by the loop helper.
   void set_time(double t) noexcept;
 
@@ -209,6 +275,7 @@ public:
 
 private:
   friend class StepRange;
+  friend class LoopRange;
   std::unique_ptr<Impl> impl_;
 };
 
@@ -255,6 +322,46 @@ private:
   Checkpointer *cp_;
   std::int64_t total_;
   bool done_ = false;
+};
+
+/// Range returned by Checkpointer::loop() and phase(). Iterating it drives checkpoints
+/// and records the position.
+class LoopRange {
+public:
+  class iterator {
+  public:
+    using value_type = std::int64_t;
+    using difference_type = std::ptrdiff_t;
+    std::int64_t operator*() const;
+    iterator &operator++();
+    bool operator!=(const iterator &o) const noexcept { return end_ != o.end_; }
+    bool operator==(const iterator &o) const noexcept { return end_ == o.end_; }
+
+  private:
+    friend class LoopRange;
+    iterator(LoopRange *r, bool end) : range_(r), end_(end) {}
+    LoopRange *range_;
+    bool end_;
+  };
+  /// Enters the loop (collective on the first top-level one: the restore) and returns its
+  /// first index, or end() when it was done before the restored checkpoint was saved.
+  iterator begin();
+  iterator end() { return iterator(this, true); }
+  /// Leaving a loop early (`break`) marks it done.
+  ~LoopRange();
+  LoopRange(const LoopRange &) = delete;
+  LoopRange &operator=(const LoopRange &) = delete;
+
+private:
+  friend class Checkpointer;
+  LoopRange(Checkpointer &cp, std::string name, std::int64_t n, bool phase)
+      : cp_(&cp), name_(std::move(name)), n_(n), phase_(phase) {}
+  Checkpointer *cp_;
+  std::string name_;
+  std::int64_t n_;
+  bool phase_;
+  std::size_t depth_ = 0;
+  bool active_ = false; // entered and not yet left
 };
 
 } // namespace ckpt
