@@ -13,10 +13,13 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 // The C enums are the C++ enums by value: a status is the ckpt::Errc of the failure.
 #define CKPT_SAME(c, cpp) static_assert(static_cast<int>(c) == static_cast<int>(cpp), #c)
@@ -53,9 +56,21 @@ CKPT_SAME(CKPT_EXIT_MORE_WORK, ckpt::exit_more_work);
 
 struct ckpt_handle {
   ckpt_handle(MPI_Comm comm, ckpt::Options o) : cp(comm, std::move(o)) {}
+  ~ckpt_handle() { clear_nest(); }
   ckpt::Checkpointer cp;
   bool restore_called = false; // fields can no longer be protected
-  bool stopped = false;        // ckpt_step reported a stop
+  bool stopped = false;        // ckpt_step or a loop reported a stop
+  // ckpt_loop / ckpt_phase: the running levels of the C++ loop nest, innermost last.
+  struct Level {
+    std::unique_ptr<ckpt::LoopRange> range;
+    std::optional<ckpt::LoopRange::iterator> it;
+  };
+  std::vector<Level> nest;
+  ckpt_status nest_error = CKPT_OK;
+  void clear_nest() {
+    while (!nest.empty())
+      nest.pop_back(); // innermost first
+  }
 };
 
 namespace {
@@ -337,6 +352,101 @@ ckpt_status ckpt_request_stop(ckpt_handle *h) {
   h->cp.request_stop();
   return CKPT_OK;
 }
+
+namespace {
+
+// The first iteration of a loop or phase just made by `make` (collective).
+int enter_level(ckpt_handle *h, const char *call, int64_t *index,
+                const std::function<ckpt::LoopRange *()> &make) noexcept {
+  if (!h) {
+    fail(h, call, "handle is NULL (open it with ckpt_open)");
+    return -1;
+  }
+  if (h->nest_error != CKPT_OK)
+    return -1;
+  if (h->stopped)
+    return 0;
+  try {
+    h->restore_called = true; // the first top-level loop restores
+    std::unique_ptr<ckpt::LoopRange> range(make());
+    auto it = range->begin();
+    if (it == range->end())
+      return 0;
+    if (index) *index = *it;
+    h->nest.push_back({std::move(range), it});
+    return 1;
+  } catch (...) {
+    h->nest_error = translate();
+    h->clear_nest();
+    return -1;
+  }
+}
+
+} // namespace
+
+int ckpt_loop(ckpt_handle *h, const char *name, int64_t n, int64_t *index) {
+  if (h && !name) {
+    fail(h, "loop", "name is NULL");
+    return -1;
+  }
+  return enter_level(h, "loop", index, [&] { return new ckpt::LoopRange(h->cp.loop(name, n)); });
+}
+
+int ckpt_phase(ckpt_handle *h, const char *name) {
+  if (h && !name) {
+    fail(h, "phase", "name is NULL");
+    return -1;
+  }
+  return enter_level(h, "phase", nullptr, [&] { return new ckpt::LoopRange(h->cp.phase(name)); });
+}
+
+int ckpt_loop_next(ckpt_handle *h, int64_t *index) {
+  if (!h) {
+    fail(h, "loop_next", "handle is NULL (open it with ckpt_open)");
+    return -1;
+  }
+  if (h->nest_error != CKPT_OK)
+    return -1;
+  if (h->stopped)
+    return 0; // a stop ended the whole nest
+  if (h->nest.empty()) {
+    fail(h, "loop_next", "no loop or phase is running (start one with ckpt_loop or ckpt_phase)");
+    return -1;
+  }
+  auto &level = h->nest.back();
+  try {
+    ++*level.it;
+    if (*level.it == level.range->end()) {
+      h->nest.pop_back();
+      return 0;
+    }
+    if (index) *index = **level.it;
+    return 1;
+  } catch (const ckpt::Stopped &) {
+    h->stopped = true; // the checkpoint is durable
+    h->clear_nest();
+    return 0;
+  } catch (...) {
+    h->nest_error = translate();
+    h->clear_nest();
+    return -1;
+  }
+}
+
+ckpt_status ckpt_loop_break(ckpt_handle *h) {
+  if (!h) return fail(h, "loop_break", "handle is NULL (open it with ckpt_open)");
+  if (h->nest.empty()) return fail(h, "loop_break", "no loop or phase is running");
+  try {
+    h->nest.pop_back(); // the C++ range's destructor records the loop as done
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
+ckpt_status ckpt_loop_status(const ckpt_handle *h) { return h ? h->nest_error : CKPT_INVALID_ARGUMENT; }
+
+int64_t ckpt_loop_step(const ckpt_handle *h) { return h ? h->cp.loop_step() : 0; }
 
 int ckpt_exit_code(const ckpt_handle *h) { return h && h->stopped ? CKPT_EXIT_MORE_WORK : 0; }
 

@@ -142,22 +142,26 @@ LoopRange::iterator LoopRange::begin() {
   if (k < (parent ? parent->done : L.top_done))
     return end(); // done when the restored checkpoint was saved
   const std::size_t d = L.frames.size();
-  if (d >= detail::LoopNest::max_depth)
+  if (d >= detail::LoopNest::max_depth) {
+    L.halted = true; // an error ends the nest
     throw Error(Errc::invalid_argument, m.rank(),
                 fmt::format("{} '{}' in {}: at most {} nested loops and phases", phase_ ? "phase" : "loop", name_, where(L),
                             detail::LoopNest::max_depth));
+  }
   detail::LoopNest::Frame f;
   f.name = name_;
   f.hash = name_hash(name_);
   f.n = n_;
   if (d < L.replay.size()) {
     const auto &r = L.replay[d];
-    if (r.hash != f.hash)
+    if (r.hash != f.hash) {
+      L.halted = true;
       throw Error(Errc::mismatch, m.rank(),
                   fmt::format("loop: the program entered '{}' in {}, but the restored checkpoint was saved "
                               "inside another loop or phase there; the loops and phases must be the same, "
                               "in the same order, as in the run that saved it",
                               name_, where(L)));
+    }
     f.i = r.i;
     f.done = r.done;
     if (d + 1 < L.replay.size())
@@ -172,8 +176,10 @@ LoopRange::iterator LoopRange::begin() {
     L.frames.pop_back();
     active_ = false;
     ++(L.frames.empty() ? L.top_done : L.frames.back().done);
+    L.encode();
     return end();
   }
+  L.encode(); // what a save() of the registered fields now stores
   return iterator(this, false);
 }
 
@@ -205,32 +211,36 @@ LoopRange::iterator &LoopRange::iterator::operator++() {
     if (L.frames.size() < L.replay.size())
       L.replay.clear();
   }
-  if (leaf) {
-    ++L.step;
-    L.encode();
-    const StopReason why = r.cp_->after_step(L.step, false);
-    if (why != StopReason::none && why != StopReason::finished) {
-      L.halted = true;
-      throw Stopped(why);
-    }
-  }
-  if (completed) {
-    end_ = true;
-    if (L.frames.empty()) { // the end of a top-level loop or phase: the final checkpoint
-      if (m.opts.final && m.saved_step != L.step) {
-        L.encode();
-        r.cp_->save(L.step, m.sim_time);
+  L.encode();
+  try {
+    if (leaf) {
+      ++L.step;
+      const StopReason why = r.cp_->after_step(L.step, false);
+      if (why != StopReason::none && why != StopReason::finished) {
+        L.halted = true;
+        throw Stopped(why);
       }
-      r.cp_->wait();
-      m.stopped = StopReason::finished;
     }
+    if (completed) {
+      end_ = true;
+      if (L.frames.empty()) { // the end of a top-level loop or phase: the final checkpoint
+        if (m.opts.final && m.saved_step != L.step) {
+          r.cp_->save(L.step, m.sim_time);
+        }
+        r.cp_->wait();
+        m.stopped = StopReason::finished;
+      }
+    }
+  } catch (const Error &) {
+    L.halted = true; // a failed save or commit ends the nest
+    throw;
   }
   return *this;
 }
 
 LoopRange::~LoopRange() {
-  // `break` out of the loop: it is done. Not after a stop, nor while an exception unwinds
-  // (the program is leaving the nest, and its position no longer matters).
+  // `break` out of the loop: it is done. Not after a stop or an error (they end the nest),
+  // nor while an exception unwinds (the program is leaving the nest).
   if (!active_ || std::uncaught_exceptions() > 0)
     return;
   auto &L = *cp_->impl_->nest;
@@ -240,6 +250,7 @@ LoopRange::~LoopRange() {
   ++(L.frames.empty() ? L.top_done : L.frames.back().done);
   if (L.frames.size() < L.replay.size())
     L.replay.clear();
+  L.encode();
 }
 
 } // namespace ckpt

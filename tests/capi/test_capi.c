@@ -700,6 +700,106 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return remove(path);
 }
 
+/* Nested loops and phases: setup phase; sweep loop (init phase, t loop). Stops after the
+ * step `stop_after` (>= 0) by ckpt_request_stop; `first` receives the first (sweep, t) run.
+ * Returns ckpt_exit_code. */
+typedef struct nest_state {
+  int64_t sum, setups, inits;
+} nest_state;
+
+static int run_nest(const char *dir, nest_state *s, int64_t stop_after, int64_t first[2], int64_t last[2]) {
+  ckpt_handle *h;
+  int64_t sweep = -1, t = -1;
+  first[0] = first[1] = last[0] = last[1] = -1;
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.every = 4}, &h));
+  CHECK_OK(ckpt_protect_replicated(h, "sum", CKPT_I64, &s->sum, 0, NULL));
+  CHECK_OK(ckpt_protect_replicated(h, "setups", CKPT_I64, &s->setups, 0, NULL));
+  CHECK_OK(ckpt_protect_replicated(h, "inits", CKPT_I64, &s->inits, 0, NULL));
+  for (int r = ckpt_phase(h, "setup"); r > 0; r = ckpt_loop_next(h, NULL)) ++s->setups;
+  for (int r = ckpt_loop(h, "sweep", 3, &sweep); r > 0; r = ckpt_loop_next(h, &sweep)) {
+    for (int q = ckpt_phase(h, "init"); q > 0; q = ckpt_loop_next(h, NULL)) ++s->inits;
+    for (int q = ckpt_loop(h, "t", 5, &t); q > 0; q = ckpt_loop_next(h, &t)) {
+      if (first[0] < 0) first[0] = sweep, first[1] = t;
+      last[0] = sweep, last[1] = t;
+      s->sum += 10 * sweep + t;
+      if (ckpt_loop_step(h) + 1 == stop_after) CHECK_OK(ckpt_request_stop(h));
+    }
+  }
+  CHECK(ckpt_loop_status(h) == CKPT_OK);
+  /* after a stop, a later loop does not run */
+  int64_t i = -1;
+  if (ckpt_exit_code(h)) CHECK(ckpt_loop(h, "later", 3, &i) == 0);
+  int rc = ckpt_exit_code(h);
+  CHECK_OK(ckpt_close(&h));
+  return rc;
+}
+
+static void test_nested_loops(void) {
+  char dir[600], bdir[600];
+  snprintf(dir, sizeof dir, "%s", scratch("nested_loops")); /* scratch() reuses its buffer */
+  snprintf(bdir, sizeof bdir, "%s", scratch("nested_break"));
+  const int64_t full = 5 * (0 + 10 + 20) + 3 * (0 + 1 + 2 + 3 + 4);
+  int64_t first[2], last[2];
+  nest_state a = {0, 0, 0};
+  CHECK(run_nest(scratch("nested_loops_ref"), &a, -1, first, last) == 0);
+  CHECK(a.sum == full && a.setups == 1 && a.inits == 3);
+  CHECK(first[0] == 0 && first[1] == 0 && last[0] == 2 && last[1] == 4);
+
+  /* steps: setup 1; sweep 0: init 2, t 3..7; sweep 1: init 8, t 9..13. Stop at step 10. */
+  nest_state b = {0, 0, 0};
+  CHECK(run_nest(dir, &b, 10, first, last) == CKPT_EXIT_MORE_WORK);
+  CHECK(last[0] == 1 && (last[1] == 1 || last[1] == 2));
+  CHECK(all_ranks_agree((int)last[1]));
+  int64_t stopped_at[2] = {last[0], last[1]};
+  /* a different nest where a saved loop was running: -1, CKPT_MISMATCH, and it stays so */
+  {
+    ckpt_handle *m;
+    int64_t j;
+    nest_state d = {0, 0, 0};
+    CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, NULL, &m));
+    CHECK_OK(ckpt_protect_replicated(m, "sum", CKPT_I64, &d.sum, 0, NULL));
+    CHECK_OK(ckpt_protect_replicated(m, "setups", CKPT_I64, &d.setups, 0, NULL));
+    CHECK_OK(ckpt_protect_replicated(m, "inits", CKPT_I64, &d.inits, 0, NULL));
+    CHECK(ckpt_phase(m, "setup") == 0); /* done before the stop */
+    CHECK(ckpt_loop(m, "scan", 3, &j) == -1); /* the checkpoint was saved inside "sweep" */
+    CHECK(ckpt_loop_status(m) == CKPT_MISMATCH);
+    CHECK(strstr(ckpt_last_error(), "'scan'") != NULL);
+    CHECK(ckpt_loop(m, "sweep", 3, &j) == -1);
+    CHECK_OK(ckpt_close(&m));
+  }
+  nest_state c = {0, 0, 0};
+  CHECK(run_nest(dir, &c, -1, first, last) == 0);
+  /* resumed at the next inner step of the same sweep; setup and sweep 1's init not rerun */
+  CHECK(first[0] == stopped_at[0] && first[1] == stopped_at[1] + 1);
+  CHECK(c.sum == full && c.setups == 1 && c.inits == 3);
+
+  /* ckpt_loop_break ends a loop as done; the restarted program skips it */
+  ckpt_handle *h;
+  int64_t i, n = 0, ran = 0;
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, bdir, NULL, &h));
+  CHECK_OK(ckpt_protect_replicated(h, "n", CKPT_I64, &n, 0, NULL));
+  for (int r = ckpt_loop(h, "a", 10, &i); r > 0; r = ckpt_loop_next(h, &i)) {
+    if (i == 3) {
+      CHECK_OK(ckpt_loop_break(h));
+      break;
+    }
+    ++n;
+  }
+  for (int r = ckpt_phase(h, "b"); r > 0; r = ckpt_loop_next(h, NULL)) ++n;
+  CHECK(n == 4);
+  CHECK_OK(ckpt_save(h, ckpt_loop_step(h), 0)); /* C saves the end of a nest explicitly */
+  CHECK_OK(ckpt_close(&h));
+  n = 0;
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, bdir, NULL, &h));
+  CHECK_OK(ckpt_protect_replicated(h, "n", CKPT_I64, &n, 0, NULL));
+  for (int r = ckpt_loop(h, "a", 10, &i); r > 0; r = ckpt_loop_next(h, &i)) ++ran;
+  for (int r = ckpt_phase(h, "b"); r > 0; r = ckpt_loop_next(h, NULL)) ++ran;
+  CHECK(ran == 0 && n == 4);
+  CHECK_OK(ckpt_close(&h));
+
+  CHECK(ckpt_loop(NULL, "x", 1, &i) == -1 && strstr(ckpt_last_error(), "NULL") != NULL);
+}
+
 typedef struct test_case {
   const char *name;
   void (*fn)(void);
@@ -745,6 +845,7 @@ int main(int argc, char **argv) {
       {"env_dir_wins", test_env_dir_wins},
       {"async", test_async},
       {"async_stop_commit_failure", test_async_stop_commit_failure},
+      {"nested_loops", test_nested_loops},
   };
   const char *only = argc > 1 ? argv[1] : NULL;
   int total_failed_tests = 0;

@@ -235,7 +235,8 @@ public:
   /// The end of a top-level loop or phase saves a final checkpoint (Options::final). A
   /// `break` ends a loop as done. The program must enter the same loops and phases in the
   /// same order as the run that saved the checkpoint (a different name where a saved loop
-  /// was running is Error(mismatch)); at most 8 levels. Collective over comm.
+  /// was running is Error(mismatch)); at most 8 levels. An error (of the restore, a save,
+  /// a mismatch) ends the nest: later loops and phases yield nothing. Collective over comm.
   LoopRange loop(const std::string &name, std::int64_t n);
   /// A named phase that runs once (a loop of one iteration, index 0), skipped after a
   /// restart once it was done: `for (auto _ : cp.phase("spin-up")) { ... }`. Collective.

@@ -193,6 +193,49 @@ ckpt_status ckpt_save(ckpt_handle *h, int64_t step, double time);
 /** Asks for "checkpoint and stop" at the next ckpt_step. Local; async-signal-safe. */
 ckpt_status ckpt_request_stop(ckpt_handle *h);
 
+/** Nested loops and phases, the C form of C++'s Checkpointer::loop and phase (see
+ * docs/c-api.md): the position in the nest (each running loop's index, the loops and
+ * phases done in its current iteration) is saved with every checkpoint, and a restarted
+ * program re-enters the outer loops at the saved indices and the inner loop at the saved
+ * step, skipping the phases that were done.
+ *
+ *   int64_t sweep, t;
+ *   for (int r = ckpt_phase(ck, "setup"); r > 0; r = ckpt_loop_next(ck, NULL))
+ *     make_particles();
+ *   for (int r = ckpt_loop(ck, "sweep", 8, &sweep); r > 0; r = ckpt_loop_next(ck, &sweep))
+ *     for (int q = ckpt_loop(ck, "t", 10000, &t); q > 0; q = ckpt_loop_next(ck, &t))
+ *       advance(x);
+ *   if (ckpt_loop_status(ck) != CKPT_OK) fprintf(stderr, "%s\n", ckpt_last_error());
+ *   return ckpt_exit_code(ck);                            // 75 after a stop
+ *
+ * Do not call ckpt_restore: the first top-level loop or phase restores (protect the fields
+ * first). An iteration that enters no nested loop or phase is one step; the policy is asked
+ * after each (ckpt_loop_step counts them). A stop (signal, time limit, ckpt_request_stop)
+ * checkpoints at the next step boundary and ends every loop of the nest: the calls return
+ * 0 and ckpt_exit_code is CKPT_EXIT_MORE_WORK. As with ckpt_step, the end is not saved by
+ * itself: call ckpt_save(h, ckpt_loop_step(h), t) after the nest (its position is saved
+ * with it). Call ckpt_loop_break before a `break`.
+ * \return 1: run the iteration (*index receives its index); 0: the loop is over (done,
+ *   done before the restored checkpoint, or a stop ended the nest); -1: an error ended the
+ *   nest (its status is ckpt_loop_status, its message ckpt_last_error; every later loop
+ *   call returns -1).
+ * Collective. */
+int ckpt_loop(ckpt_handle *h, const char *name, int64_t n, int64_t *index);
+/** A named phase: a loop of one iteration (see ckpt_loop), skipped after a restart once it
+ * was done. Collective. */
+int ckpt_phase(ckpt_handle *h, const char *name);
+/** Ends the current iteration of the innermost running loop or phase (the step boundary
+ * when it entered no nested loop) and moves to the next. `index` may be NULL. Returns as
+ * ckpt_loop. Collective. */
+int ckpt_loop_next(ckpt_handle *h, int64_t *index);
+/** Leaves the innermost running loop early, recording it as done; call it right before
+ * `break`. Local. */
+ckpt_status ckpt_loop_break(ckpt_handle *h);
+/** The error that ended the nest (CKPT_OK when none). Local. */
+ckpt_status ckpt_loop_status(const ckpt_handle *h);
+/** Steps counted by the loops and phases so far, restored ones included. Local. */
+int64_t ckpt_loop_step(const ckpt_handle *h);
+
 /** 0, or CKPT_EXIT_MORE_WORK once ckpt_step reported a stop. Local. */
 int ckpt_exit_code(const ckpt_handle *h);
 
