@@ -457,17 +457,47 @@ struct Extent {
   std::uint64_t begin, end;
 };
 
-herr_t collect_extent(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
-  if (info->type != H5O_TYPE_DATASET)
+// The datasets' raw data, found by a walk of the hard links that goes at most as deep as a
+// checkpoint's structure (root datasets, /_ckpt/<field>/<tables>) and visits each object
+// once. Not H5Ovisit: on a file whose damaged group links back to itself with a reference
+// count of 1, HDF5 1.10's visit recurses without end (found by the fuzzer:
+// tests/faults/fuzz/regressions/group-cycle-visit.h5).
+struct ExtentWalk {
+  std::vector<Extent> raw;
+  std::vector<haddr_t> seen;
+  int depth = 0;
+};
+constexpr int max_walk_depth = 3;
+
+herr_t collect_extent(hid_t group, const char *name, const H5L_info_t *link, void *data) {
+  auto &w = *static_cast<ExtentWalk *>(data);
+  if (link->type != H5L_TYPE_HARD)
     return 0;
-  const hid_t ds = H5Dopen2(obj, name, H5P_DEFAULT);
-  if (ds < 0)
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(group, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
     return 0; // the damage is reported with a proper message later
-  const haddr_t off = H5Dget_offset(ds);
-  const hsize_t n = H5Dget_storage_size(ds);
-  if (off != HADDR_UNDEF && n > 0)
-    static_cast<std::vector<Extent> *>(data)->push_back({off, off + n});
-  H5Dclose(ds);
+  if (std::find(w.seen.begin(), w.seen.end(), info.addr) != w.seen.end())
+    return 0; // a second link to an object, or a cycle
+  w.seen.push_back(info.addr);
+  if (info.type == H5O_TYPE_DATASET) {
+    const hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    if (ds < 0)
+      return 0;
+    const haddr_t off = H5Dget_offset(ds);
+    const hsize_t n = H5Dget_storage_size(ds);
+    if (off != HADDR_UNDEF && n > 0)
+      w.raw.push_back({off, off + n});
+    H5Dclose(ds);
+  } else if (info.type == H5O_TYPE_GROUP && w.depth < max_walk_depth) {
+    const hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+    if (g < 0)
+      return 0;
+    ++w.depth;
+    hsize_t idx = 0;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_extent, &w);
+    --w.depth;
+    H5Gclose(g);
+  }
   return 0;
 }
 
@@ -486,9 +516,11 @@ void check_global_heaps(hid_t file, const std::string &path, std::uint64_t file_
   }
   if (sizeof_size == 0 || sizeof_size > 8)
     throw Error(Errc::corrupt, -1, fmt::format("{} has a bad size of lengths", path));
-  std::vector<Extent> raw;
-  H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, collect_extent, &raw, H5O_INFO_BASIC);
+  ExtentWalk walk;
+  hsize_t idx = 0;
+  H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_extent, &walk);
   H5Eclear2(H5E_DEFAULT);
+  std::vector<Extent> &raw = walk.raw;
   std::sort(raw.begin(), raw.end(), [](const Extent &a, const Extent &b) { return a.begin < b.begin; });
   auto in_raw = [&](std::uint64_t off) {
     for (const auto &e : raw)
