@@ -224,8 +224,8 @@ public:
   ///   for (auto t : cp.loop("t", 10000)) advance(u);
   /// }
   /// \endcode
-  /// The first top-level loop or phase restores the newest checkpoint (register the fields
-  /// before; do not call restore() yourself). The position (each running loop's index, and
+  /// The first call of loop() or phase() restores the newest checkpoint (register the
+  /// fields before; do not call restore() yourself). The position (each running loop's index, and
   /// which loops and phases of the current iterations are done) is saved with every
   /// checkpoint as the replicated field `ckpt.position`; a restarted program re-enters the
   /// outer loops at the saved indices and the inner loop at the saved step, and skips the
@@ -344,8 +344,8 @@ public:
     LoopRange *range_;
     bool end_;
   };
-  /// Enters the loop (collective on the first top-level one: the restore) and returns its
-  /// first index, or end() when it was done before the restored checkpoint was saved.
+  /// Enters the loop and returns its first index, or end() when it was done before the
+  /// restored checkpoint was saved (or a stop or an error ended the nest).
   iterator begin();
   iterator end() { return iterator(this, true); }
   /// Leaving a loop early (`break`) marks it done.

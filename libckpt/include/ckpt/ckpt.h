@@ -208,7 +208,7 @@ ckpt_status ckpt_request_stop(ckpt_handle *h);
  *   if (ckpt_loop_status(ck) != CKPT_OK) fprintf(stderr, "%s\n", ckpt_last_error());
  *   return ckpt_exit_code(ck);                            // 75 after a stop
  *
- * Do not call ckpt_restore: the first top-level loop or phase restores (protect the fields
+ * Do not call ckpt_restore: the first ckpt_loop or ckpt_phase restores (protect the fields
  * first). An iteration that enters no nested loop or phase is one step; the policy is asked
  * after each (ckpt_loop_step counts them). A stop (signal, time limit, ckpt_request_stop)
  * checkpoints at the next step boundary and ends every loop of the nest: the calls return
