@@ -707,14 +707,18 @@ typedef struct nest_state {
   int64_t sum, setups, inits;
 } nest_state;
 
+static void protect_nest(ckpt_handle *h, nest_state *s) {
+  CHECK_OK(ckpt_protect_replicated(h, "sum", CKPT_I64, &s->sum, 0, NULL));
+  CHECK_OK(ckpt_protect_replicated(h, "setups", CKPT_I64, &s->setups, 0, NULL));
+  CHECK_OK(ckpt_protect_replicated(h, "inits", CKPT_I64, &s->inits, 0, NULL));
+}
+
 static int run_nest(const char *dir, nest_state *s, int64_t stop_after, int64_t first[2], int64_t last[2]) {
   ckpt_handle *h;
   int64_t sweep = -1, t = -1;
   first[0] = first[1] = last[0] = last[1] = -1;
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.every = 4}, &h));
-  CHECK_OK(ckpt_protect_replicated(h, "sum", CKPT_I64, &s->sum, 0, NULL));
-  CHECK_OK(ckpt_protect_replicated(h, "setups", CKPT_I64, &s->setups, 0, NULL));
-  CHECK_OK(ckpt_protect_replicated(h, "inits", CKPT_I64, &s->inits, 0, NULL));
+  protect_nest(h, s);
   for (int r = ckpt_phase(h, "setup"); r > 0; r = ckpt_loop_next(h, NULL)) ++s->setups;
   for (int r = ckpt_loop(h, "sweep", 3, &sweep); r > 0; r = ckpt_loop_next(h, &sweep)) {
     for (int q = ckpt_phase(h, "init"); q > 0; q = ckpt_loop_next(h, NULL)) ++s->inits;
@@ -757,9 +761,7 @@ static void test_nested_loops(void) {
     int64_t j;
     nest_state d = {0, 0, 0};
     CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, NULL, &m));
-    CHECK_OK(ckpt_protect_replicated(m, "sum", CKPT_I64, &d.sum, 0, NULL));
-    CHECK_OK(ckpt_protect_replicated(m, "setups", CKPT_I64, &d.setups, 0, NULL));
-    CHECK_OK(ckpt_protect_replicated(m, "inits", CKPT_I64, &d.inits, 0, NULL));
+    protect_nest(m, &d);
     CHECK(ckpt_phase(m, "setup") == 0); /* done before the stop */
     CHECK(ckpt_loop(m, "scan", 3, &j) == -1); /* the checkpoint was saved inside "sweep" */
     CHECK(ckpt_loop_status(m) == CKPT_MISMATCH);

@@ -61,7 +61,6 @@ class Test:
         env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                     "OMPI_MCA_rmaps_base_oversubscribe": "1"})
         self.env = env
-        self.failures = 0
 
     def cmd(self, d):
         return ["mpiexec", "-n", str(self.a.np), self.a.app, "--sweeps", str(S), "--steps", str(T),

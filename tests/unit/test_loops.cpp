@@ -21,6 +21,13 @@ struct NestRun {
   std::vector<std::pair<std::int64_t, std::int64_t>> visited; // this process only
 };
 
+// Registers the state of a run.
+void protect(ckpt::Checkpointer &cp, NestRun &r) {
+  cp.replicated("sum", &r.sum);
+  cp.replicated("setups", &r.setups);
+  cp.replicated("inits", &r.inits);
+}
+
 // setup phase; sweep loop (init phase, t loop); stops (request_stop) after the step
 // `stop_after` when it is >= 0. Returns the exit code.
 int nest(const std::string &dir, NestRun &r, std::int64_t every, std::int64_t stop_after = -1) {
@@ -28,9 +35,7 @@ int nest(const std::string &dir, NestRun &r, std::int64_t every, std::int64_t st
   o.every = every;
   o.keep = 0;
   ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
-  cp.replicated("sum", &r.sum);
-  cp.replicated("setups", &r.setups);
-  cp.replicated("inits", &r.inits);
+  protect(cp, r);
   try {
     for ([[maybe_unused]] auto _ : cp.phase("setup"))
       ++r.setups;
@@ -81,9 +86,7 @@ TEST(Loops, StopInTheInnerLoopResumesAtTheNextInnerStep) {
     // at the step after the last one run.
     auto o = test_options(d.path());
     ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
-    cp.replicated("sum", &b.sum);
-    cp.replicated("setups", &b.setups);
-    cp.replicated("inits", &b.inits);
+    protect(cp, b);
     auto setup = cp.phase("setup");
     const auto p = cp.restored_position();
     ASSERT_TRUE(p.has_value());
@@ -145,9 +148,7 @@ TEST(Loops, ADifferentStructureIsAMismatchAndRestoreFirstIsAnError) {
     NestRun b;
     auto o = test_options(d.path());
     ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
-    cp.replicated("sum", &b.sum);
-    cp.replicated("setups", &b.setups);
-    cp.replicated("inits", &b.inits);
+    protect(cp, b);
     for ([[maybe_unused]] auto _ : cp.phase("setup")) {
     }
     std::string msg;
@@ -161,9 +162,7 @@ TEST(Loops, ADifferentStructureIsAMismatchAndRestoreFirstIsAnError) {
   NestRun c;
   auto o = test_options(d.path());
   ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
-  cp.replicated("sum", &c.sum);
-  cp.replicated("setups", &c.setups);
-  cp.replicated("inits", &c.inits);
+  protect(cp, c);
   cp.restore();
   EXPECT_EQ(error_code_of([&] { (void)cp.phase("setup"); }), ckpt::Errc::invalid_argument);
 }
