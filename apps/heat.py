@@ -67,7 +67,7 @@ def main():
     col_out, col_in = np.empty(ny), np.empty(ny)
 
     cp = ck.Checkpointer(comm, args.dir, every=args.every, exit_on_stop=True)  # ckpt
-    cp.restore({"u": ck.Distributed(u[1:-1, 1:-1], (y0, x0), (n, n))})  # ckpt
+    cp.restore({"u": ck.Distributed(u[1:-1, 1:-1], (y0, x0), (n, n), grid=ck.Grid())})  # ckpt
 
     t0 = time.perf_counter()
     for step in cp.steps(args.steps):  # ckpt

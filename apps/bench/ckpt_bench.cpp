@@ -181,6 +181,7 @@ struct Result {
   std::uint64_t total = 0;
   std::map<std::string, std::vector<double>> t; // method -> seconds per round
   double sync_extra_mib = NAN, async_extra_mib = NAN, maxrss_mib = 0;
+  std::uint64_t file_bytes = 0; // size of the sync checkpoint file on disk (rank 0)
 };
 
 // ------------------------------------------------------------------------------------------
@@ -234,6 +235,10 @@ Result run_size(const Args &a, std::uint64_t total) {
   sync_cp->distributed("x", state.data(), block);
   sync_cp->save(++step);
   res.sync_extra_mib = max_all((double(status_kib("VmHWM:")) - rss0) / 1024.0);
+  if (g_rank == 0)
+    for (const auto &e : fs::directory_iterator(sync_dir))
+      if (e.path().extension() == ".h5")
+        res.file_bytes = std::max<std::uint64_t>(res.file_bytes, e.file_size());
   const double rss1 = double(status_kib("VmRSS:"));
   reset_peak();
   auto async_cp = std::make_unique<ckpt::Checkpointer>(MPI_COMM_WORLD, options(async_dir, ckpt::Mode::async));
@@ -558,8 +563,8 @@ int main(int argc, char **argv) {
                     "\"async_blocked_vs_sync\":%.4g,\"restore_vs_read\":%.4g}",
                     limit / med(r, "sync"), med(r, "phdf5") / med(r, "sync"), med(r, "async_blocked") / med(r, "memcpy"),
                     med(r, "async_blocked") / med(r, "sync"), rlimit / med(r, "restore"));
-        appendf(js, ",\"peak_extra_mib\":{\"sync\":%.1f,\"async\":%.1f},\"maxrss_mib\":%.1f}", r.sync_extra_mib,
-                    r.async_extra_mib, r.maxrss_mib);
+        appendf(js, ",\"peak_extra_mib\":{\"sync\":%.1f,\"async\":%.1f},\"maxrss_mib\":%.1f,\"file_bytes\":%llu}",
+                    r.sync_extra_mib, r.async_extra_mib, r.maxrss_mib, static_cast<unsigned long long>(r.file_bytes));
       }
       appendf(js, "]");
       if (a.heat)
@@ -588,6 +593,11 @@ int main(int argc, char **argv) {
         }
         std::printf("%-10s %-14s extra peak memory: sync %.1f MiB, async %.1f MiB; maxrss %.0f MiB\n", human(r.total).c_str(),
                     "memory", r.sync_extra_mib, r.async_extra_mib, r.maxrss_mib);
+        // On-disk size against the target: at most 1.05 x the payload + 64 KiB.
+        const double limit = 1.05 * double(r.total) + 65536.0;
+        std::printf("%-10s %-14s file %llu bytes = %.4f x payload (target <= %.0f bytes: %s)\n", human(r.total).c_str(),
+                    "on disk", static_cast<unsigned long long>(r.file_bytes), double(r.file_bytes) / double(r.total),
+                    limit, double(r.file_bytes) <= limit ? "met" : "MISSED");
       }
       std::printf("\nratios (target):\n");
       std::printf("%-10s %12s %12s %14s %14s %12s\n", "size", "sync/plain", "sync/phdf5", "async/memcpy", "async/sync",

@@ -2,20 +2,16 @@
 // `ckpt export --vtkhdf`: a VTKHDF ImageData view of one field of a checkpoint, written as a
 // small separate file whose array is a link into the checkpoint (no copy of the data).
 
+#include <ckpt/formats/image_view.hpp>
 #include <ckpt/types.hpp>
 
-#include <array>
 #include <filesystem>
 #include <string>
 
 namespace ckpt::cli {
 
-/// Where a field's grid sits in space: the coordinates of element (0, 0, 0) and the distance
-/// between neighbours, per axis in VTK's order (x = the last, fastest-varying index).
-struct GridGeometry {
-  std::array<double, 3> origin{0.0, 0.0, 0.0};
-  std::array<double, 3> spacing{1.0, 1.0, 1.0};
-};
+/// Where a field's grid sits in space, per axis in VTK's order (x = the last index).
+using GridGeometry = formats::ImageGeometry;
 
 /// Writes `out` (created under a temporary name, then renamed): a VTKHDF 1.0 file with a
 /// `/VTKHDF` ImageData group whose PointData array `field` refers to the dataset `field` of

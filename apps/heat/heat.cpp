@@ -146,6 +146,7 @@ int run(const Args &args, int rank, int size) {
   ckpt::Checkpointer cp(MPI_COMM_WORLD, {.dir = args.dir, .every = args.every}); // ckpt
   cp.distributed("u", u.data(), {.global = {n, n}, .offset = {y0, x0}, .count = {ny, nx}, // ckpt
                                  .memory = {H, W}, .memory_offset = {1, 1}});            // ckpt
+  cp.grid("u", {}); // ckpt (optional): each checkpoint opens as an image in ParaView (VTKHDF)
 
   const double t0 = MPI_Wtime();
   for (auto step : cp.steps(args.steps)) { // ckpt

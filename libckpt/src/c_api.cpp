@@ -259,6 +259,31 @@ ckpt_status ckpt_protect_distributed_ghost(ckpt_handle *h, const char *name, ckp
   }
 }
 
+ckpt_status ckpt_grid(ckpt_handle *h, const char *name, int ndims, const double *origin,
+                      const double *spacing) {
+  try {
+    const char *call = "grid";
+    if (!h) return fail(h, call, "handle is NULL (open it with ckpt_open)");
+    if (!name) return fail(h, call, "name is NULL");
+    if (ndims < 1 || ndims > 3)
+      return fail(h, call, "ndims " + std::to_string(ndims) + " is outside 1..3");
+    ckpt::Grid g;
+    if (origin) g.origin.assign(origin, origin + ndims);
+    if (spacing) g.spacing.assign(spacing, spacing + ndims);
+    const ckpt::FieldSet::Field *f = nullptr;
+    for (const auto &x : h->cp.fields().fields())
+      if (x.name == name) f = &x;
+    if (f && f->kind == ckpt::Kind::distributed && f->block.global.size() != static_cast<std::size_t>(ndims))
+      return fail(h, call, std::string("field '") + name + "' has " +
+                               std::to_string(f->block.global.size()) + " dimensions, not " +
+                               std::to_string(ndims));
+    h->cp.grid(name, g);
+    return CKPT_OK;
+  } catch (...) {
+    return translate();
+  }
+}
+
 ckpt_status ckpt_protect_replicated(ckpt_handle *h, const char *name, ckpt_dtype dtype,
                                     void *data, int ndims, const uint64_t *shape) {
   try {

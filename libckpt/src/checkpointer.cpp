@@ -148,6 +148,14 @@ void Checkpointer::per_rank_resizable(const std::string &name, Dtype dtype,
   register_field(*impl_, name, [&](FieldSet &s) { s.per_rank_resizable(name, dtype, std::move(get), std::move(resize)); });
 }
 
+void Checkpointer::grid(const std::string &name, const Grid &grid) {
+  try {
+    impl_->fields.grid(name, grid);
+  } catch (const Error &e) {
+    throw Error(e.code(), impl_->rank(), e.detail());
+  }
+}
+
 const FieldSet &Checkpointer::fields() const noexcept { return impl_->fields; }
 
 void Checkpointer::metadata(const std::string &key, const std::string &value) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 namespace ckpt {
 
@@ -25,6 +26,8 @@ void validate_name(const std::string &name, const char *what) {
     fail("'..' is not allowed");
   if (name == formats::meta_group)
     fail("reserved for ckpt's own tables");
+  if (name == formats::image_group)
+    fail("reserved for the image view of fields tagged with a grid");
   for (unsigned char c : name) {
     if (c == '/')
       fail("'/' is not allowed");
@@ -70,26 +73,55 @@ void FieldSet::distributed(const std::string &name, Dtype dtype, void *data, con
       fail(fmt::format("block does not fit its memory layout in dimension {}", d));
   if (!data && volume(b.count) > 0)
     fail("data is a null pointer");
-  add(Field{name, Kind::distributed, dtype, data, b, {}, {}, {}});
+  add(Field{name, Kind::distributed, dtype, data, b, {}, {}, {}, {}});
 }
 
 void FieldSet::replicated(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
   if (!data && volume(shape) > 0)
     throw Error(Errc::invalid_argument, -1, fmt::format("replicated field '{}': data is a null pointer", name));
-  add(Field{name, Kind::replicated, dtype, data, {}, shape, {}, {}});
+  add(Field{name, Kind::replicated, dtype, data, {}, shape, {}, {}, {}});
 }
 
 void FieldSet::per_rank(const std::string &name, Dtype dtype, void *data, const Shape &shape) {
   if (!data && volume(shape) > 0)
     throw Error(Errc::invalid_argument, -1, fmt::format("per-rank field '{}': data is a null pointer", name));
-  add(Field{name, Kind::per_rank, dtype, data, {}, shape, {}, {}});
+  add(Field{name, Kind::per_rank, dtype, data, {}, shape, {}, {}, {}});
 }
 
 void FieldSet::per_rank_resizable(const std::string &name, Dtype dtype, std::function<std::pair<void *, Shape>()> get,
                                   std::function<void *(const Shape &)> resize) {
   if (!get || !resize)
     throw Error(Errc::invalid_argument, -1, fmt::format("per-rank field '{}': get and resize are required", name));
-  add(Field{name, Kind::per_rank, dtype, nullptr, {}, {}, std::move(get), std::move(resize)});
+  add(Field{name, Kind::per_rank, dtype, nullptr, {}, {}, std::move(get), std::move(resize), {}});
+}
+
+void FieldSet::grid(const std::string &name, const Grid &grid) {
+  const auto it = std::find_if(fields_.begin(), fields_.end(), [&](const Field &f) { return f.name == name; });
+  auto fail = [&](const std::string &why) {
+    throw Error(Errc::invalid_argument, -1, fmt::format("grid of field '{}': {}", name, why));
+  };
+  if (it == fields_.end())
+    fail("no such field (register it first)");
+  if (it->kind != Kind::distributed)
+    fail(fmt::format("the field is {}; only distributed fields are images", kind_name(it->kind)));
+  const std::size_t nd = it->block.global.size();
+  if (nd < 1 || nd > 3)
+    fail(fmt::format("the field has {} dimensions; an image has 1 to 3", nd));
+  Grid g = grid;
+  if (g.origin.empty())
+    g.origin.assign(nd, 0.0);
+  if (g.spacing.empty())
+    g.spacing.assign(nd, 1.0);
+  if (g.origin.size() != nd || g.spacing.size() != nd)
+    fail(fmt::format("the field has {} dimensions but the origin has {} numbers and the spacing {}", nd,
+                     g.origin.size(), g.spacing.size()));
+  for (std::size_t d = 0; d < nd; ++d) {
+    if (!std::isfinite(g.origin[d]))
+      fail(fmt::format("origin [{}] is not a finite number", fmt::join(g.origin, ",")));
+    if (!(std::isfinite(g.spacing[d]) && g.spacing[d] > 0))
+      fail(fmt::format("spacing [{}] is not all finite numbers > 0", fmt::join(g.spacing, ",")));
+  }
+  it->grid = std::move(g);
 }
 
 bool FieldSet::remove(const std::string &name) {

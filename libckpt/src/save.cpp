@@ -34,6 +34,28 @@ void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t ste
   write(std::move(p), std::move(writes));
 }
 
+namespace {
+
+// A VTKHDF image has one extent: the fields tagged with a grid must share it.
+void check_image_view(const std::vector<formats::FieldWrite> &writes, std::int64_t step) {
+  const formats::FieldWrite *first = nullptr;
+  for (const auto &w : writes) {
+    if (!w.grid)
+      continue;
+    if (!first) {
+      first = &w;
+      continue;
+    }
+    if (w.shape != first->shape || w.grid->origin != first->grid->origin || w.grid->spacing != first->grid->spacing)
+      throw Error(Errc::invalid_argument, -1,
+                  fmt::format("save at step {}: fields '{}' and '{}' are tagged with different grids or shapes "
+                              "([{}] and [{}]); the image view of a checkpoint has one grid",
+                              step, first->name, w.name, fmt::join(first->shape, ","), fmt::join(w.shape, ",")));
+  }
+}
+
+} // namespace
+
 // 1-3. Every field's block table, the same on every rank: where each rank's part lies, and
 //      the checksums known before the write (replicated values, compared across ranks).
 std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vector<Field> &fields, std::int64_t step) {
@@ -54,6 +76,8 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
       signature += fmt::format("{}:{}:{}", f.name, int(f.kind), int(f.dtype));
       if (f.kind == Kind::distributed) {
         signature += fmt::format(":{}", fmt::join(f.block.global, "x"));
+        if (f.grid)
+          signature += fmt::format(":grid{}/{}", fmt::join(f.grid->origin, ","), fmt::join(f.grid->spacing, ","));
         w = block_write(f, f.block.global);
         mine.push_back(0); // the writer computes it from the bytes it writes
         mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
@@ -90,6 +114,7 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
       }
       signature += ";";
     }
+    check_image_view(writes, step);
   });
 
   // 2. All ranks must have registered the same fields (names, kinds, dtypes, shapes).

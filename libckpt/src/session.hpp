@@ -108,6 +108,7 @@ inline formats::FieldWrite block_write(const Field &f, const Shape &shape) {
   w.count = f.block.count;
   w.memory = f.block.memory;
   w.memory_offset = f.block.memory_offset;
+  w.grid = f.grid;
   return w;
 }
 

@@ -17,7 +17,7 @@ from ._api import (EXIT_MORE_WORK, Checkpointer, Stopped, StopReason, checkpoint
 from ._errors import CheckpointError, UnsupportedValueError
 from ._map import map
 from ._objects import register, saveable
-from ._state import Distributed, Replicated
+from ._state import Distributed, Grid, Replicated
 
 __version__ = _ckpt.library_version()
 
@@ -32,7 +32,7 @@ def add_arguments(parser, every: int = 0, dir: str = "checkpoints") -> None:
 
 
 __all__ = [
-    "save", "load", "Distributed", "Replicated", "Checkpointer", "StopReason", "map",
+    "save", "load", "Distributed", "Grid", "Replicated", "Checkpointer", "StopReason", "map",
     "register", "saveable", "Stopped",
     "CheckpointError", "UnsupportedValueError", "list_checkpoints", "checkpoint_info",
     "verify", "xxh3_128", "add_arguments", "EXIT_MORE_WORK", "__version__",

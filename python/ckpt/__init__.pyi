@@ -22,12 +22,19 @@ class CheckpointError(Exception):
 
 class UnsupportedValueError(CheckpointError, TypeError): ...
 
+class Grid:
+    spacing: tuple[float, ...] | None
+    origin: tuple[float, ...] | None
+    def __init__(self, spacing: Sequence[float] | None = ...,
+                 origin: Sequence[float] | None = ...) -> None: ...
+
 class Distributed:
     local: np.ndarray | tuple[int, ...]
     offset: tuple[int, ...]
     global_shape: tuple[int, ...]
+    grid: Grid | None
     def __init__(self, local: np.ndarray | Sequence[int], offset: Sequence[int],
-                 global_shape: Sequence[int]) -> None: ...
+                 global_shape: Sequence[int], grid: Grid | None = ...) -> None: ...
     @property
     def shape(self) -> tuple[int, ...]: ...
 

@@ -46,6 +46,28 @@ _BITGENS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
+class Grid:
+    """The regular grid a :class:`Distributed` array of 1 to 3 dimensions is sampled on,
+    one number per axis in the array's order (for ``u[ny, nx]`` the y value first):
+    ``origin`` is the position of element 0 (default all 0) and ``spacing`` the distance
+    between neighbours (default all 1). A checkpoint then carries a VTKHDF image view of
+    the array that ParaView (reader "VTKHDF") and VTK's ``vtkHDFReader`` open directly; the
+    view links to the saved data, it is not a copy. All arrays tagged in one state must
+    share one global shape and grid.
+
+    >>> ck.Distributed(u[1:-1, 1:-1], (y0, x0), (n, n), grid=ck.Grid(spacing=(h, h)))
+    """
+
+    __slots__ = ("origin", "spacing")
+
+    def __init__(self, spacing=None, origin=None):
+        self.spacing = None if spacing is None else tuple(float(v) for v in spacing)
+        self.origin = None if origin is None else tuple(float(v) for v in origin)
+
+    def __repr__(self):
+        return f"Grid(spacing={self.spacing}, origin={self.origin})"
+
+
 class Distributed:
     """This rank's block of a global N-d array: ``local`` is the block, placed at
     ``offset`` in an array of ``global_shape``. Stored once at the global shape, so a
@@ -55,12 +77,15 @@ class Distributed:
     or an array that is filled in place (it may be a view such as ``u[1:-1, 1:-1]``).
     """
 
-    __slots__ = ("local", "offset", "global_shape")
+    __slots__ = ("local", "offset", "global_shape", "grid")
 
-    def __init__(self, local, offset, global_shape):
+    def __init__(self, local, offset, global_shape, grid: "Grid | None" = None):
         self.local = local
         self.offset = tuple(int(o) for o in offset)
         self.global_shape = tuple(int(g) for g in global_shape)
+        if grid is not None and not isinstance(grid, Grid):
+            raise TypeError(f"ckpt.Distributed: grid must be a ckpt.Grid, not {type(grid).__name__}")
+        self.grid = grid
         nd = np.ndim(local) if isinstance(local, np.ndarray) else len(tuple(local))
         if len(self.offset) != len(self.global_shape) or nd != len(self.global_shape):
             raise ValueError(
@@ -74,8 +99,9 @@ class Distributed:
             int(n) for n in self.local)
 
     def __repr__(self):
+        grid = "" if self.grid is None else f", grid={self.grid!r}"
         return (f"Distributed(local=<{self.shape}>, offset={self.offset}, "
-                f"global_shape={self.global_shape})")
+                f"global_shape={self.global_shape}{grid})")
 
 
 class Replicated:
@@ -96,7 +122,7 @@ class Replicated:
 
 
 def escape_key(key: str) -> str:
-    if _NAME_RE.fullmatch(key) and not key.startswith(("_x", "_py", "_ckpt")):
+    if _NAME_RE.fullmatch(key) and not key.startswith(("_x", "_py", "_ckpt")) and key != "VTKHDF":
         return key
     return "_x" + key.encode("utf-8").hex()
 
@@ -220,7 +246,7 @@ def ghost_layout(a: np.ndarray):
 
 class FieldSpec:
     __slots__ = ("name", "kind", "array", "path", "global_shape", "offset", "count",
-                 "memory_offset", "node", "user_shape")
+                 "memory_offset", "node", "user_shape", "grid")
 
     def __init__(self, name, kind, array, path, global_shape=None, offset=None, count=None,
                  memory_offset=None):
@@ -229,6 +255,7 @@ class FieldSpec:
         self.memory_offset = memory_offset
         self.node = None        # the tree node that refers to this field
         self.user_shape = None  # shape of the user's array (for empty arrays)
+        self.grid = None        # a Grid: the checkpoint shows the field as an image
 
     def register(self, fs):
         """Adds this field to a _ckpt.FieldSet."""
@@ -236,6 +263,8 @@ class FieldSpec:
             fs.distributed(self.name, self.array, list(self.global_shape), list(self.offset),
                              None if self.count is None else list(self.count),
                              None if self.memory_offset is None else list(self.memory_offset))
+            if self.grid is not None:
+                fs.grid(self.name, list(self.grid.origin or ()), list(self.grid.spacing or ()))
         elif self.kind == "replicated":
             fs.replicated(self.name, self.array)
         else:
@@ -577,6 +606,11 @@ def _flatten_distributed(d: Distributed, comps, path, flat: Flat) -> dict:
         extra = arr.ndim - a.ndim
         spec = FieldSpec(name, "distributed", arr, where, glob + [2] * extra, off + [0] * extra,
                          list(arr.shape))
+        if extra and d.grid is not None:
+            raise make_error("invalid_argument", -1,
+                             f"save: {where}: a {a.dtype} array cannot be shown as an image "
+                             "(grid=): complex values are stored with an extra axis")
+    spec.grid = d.grid
     spec.node = {"t": "distributed", "f": name, "dtype": a.dtype.newbyteorder("=").str,
                  "global": list(d.global_shape)}
     spec.user_shape = list(a.shape)

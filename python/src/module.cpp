@@ -163,6 +163,9 @@ struct PyFieldSet {
                     block_of(name, a, global, offset, count, memory_offset));
     refs.push_back(a);
   }
+  void grid(const std::string &name, std::vector<double> origin, std::vector<double> spacing) {
+    set.grid(name, ckpt::Grid{std::move(origin), std::move(spacing)});
+  }
   void replicated(const std::string &name, const py::array &a) {
     set.replicated(name, to_dtype(a.dtype(), name), buffer_of(a, name), to_shape(a));
     refs.push_back(a);
@@ -236,6 +239,10 @@ public:
     cp().distributed(name, to_dtype(a.dtype(), name), buffer_of(a, name),
                      block_of(name, a, global, offset, count, memory_offset));
     refs_.push_back(a);
+  }
+
+  void grid(const std::string &name, std::vector<double> origin, std::vector<double> spacing) {
+    cp().grid(name, ckpt::Grid{std::move(origin), std::move(spacing)});
   }
 
   void replicated(const std::string &name, const py::array &a) {
@@ -383,6 +390,8 @@ PYBIND11_MODULE(_ckpt, m) {
       .def("distributed", &PyFieldSet::distributed, py::arg("name"), py::arg("array"),
            py::arg("global_shape"), py::arg("offset"), py::arg("count") = py::none(),
            py::arg("memory_offset") = py::none())
+      .def("grid", &PyFieldSet::grid, py::arg("name"), py::arg("origin"), py::arg("spacing"),
+           "Tags a distributed field with its grid (empty lists: origin 0, spacing 1).")
       .def("replicated", &PyFieldSet::replicated, py::arg("name"), py::arg("array"))
       .def("per_rank", &PyFieldSet::per_rank, py::arg("name"), py::arg("array"))
       .def("__len__", [](const PyFieldSet &f) { return f.set.size(); });
@@ -400,6 +409,8 @@ PYBIND11_MODULE(_ckpt, m) {
       .def("distributed", &PyCheckpointer::distributed, py::arg("name"), py::arg("array"),
            py::arg("global_shape"), py::arg("offset"), py::arg("count") = py::none(),
            py::arg("memory_offset") = py::none())
+      .def("grid", &PyCheckpointer::grid, py::arg("name"), py::arg("origin"), py::arg("spacing"),
+           "Tags a registered distributed field with its grid.")
       .def("replicated", &PyCheckpointer::replicated, py::arg("name"), py::arg("array"))
       .def("per_rank", &PyCheckpointer::per_rank, py::arg("name"), py::arg("array"))
       .def("metadata", [](PyCheckpointer &s, const std::string &k,

@@ -562,6 +562,85 @@ static void test_ghost(void) {
   CHECK(same); /* interior restored, ghost cells untouched */
 }
 
+/* A 3-D field tagged with its grid: the checkpoint carries a VTKHDF image (/VTKHDF, its
+ * geometry in VTK's x-first order, its array a link to the field's dataset); restore is
+ * unaffected; bad tags and two different grids are refused. */
+static int read_attr_f64(hid_t obj, const char *name, double *out, int n) {
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return 0;
+  hid_t sp = H5Aget_space(a);
+  int ok = H5Sget_simple_extent_npoints(sp) == n && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
+  H5Sclose(sp);
+  H5Aclose(a);
+  return ok;
+}
+
+static void test_grid(void) {
+  const char *dir = scratch("grid");
+  ckpt_handle *h;
+  double u[2][3][4], v[2][3][4], w[2][3][4], s = 1;
+  for (int i = 0; i < 24; ++i) {
+    (&u[0][0][0])[i] = 1000.0 * rank + i;
+    (&v[0][0][0])[i] = -1;
+    (&w[0][0][0])[i] = 0;
+  }
+  uint64_t global[3] = {2u * (uint64_t)size, 3, 4}, offset[3] = {2u * (uint64_t)rank, 0, 0}, count[3] = {2, 3, 4};
+  const double origin[3] = {1, 2, 3}, spacing[3] = {0.5, 0.25, 2}, bad[3] = {1, 0, 1};
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, NULL, &h));
+  CHECK_OK(ckpt_protect_distributed(h, "u", CKPT_F64, u, 3, global, offset, count));
+  CHECK_OK(ckpt_protect_replicated(h, "s", CKPT_F64, &s, 0, NULL));
+  CHECK_STATUS(ckpt_grid(h, "nope", 3, origin, spacing), CKPT_INVALID_ARGUMENT);
+  CHECK_STATUS(ckpt_grid(h, "s", 3, origin, spacing), CKPT_INVALID_ARGUMENT);
+  CHECK_STATUS(ckpt_grid(h, "u", 2, origin, spacing), CKPT_INVALID_ARGUMENT);
+  CHECK(strstr(ckpt_last_error(), "3 dimensions") != NULL);
+  CHECK_STATUS(ckpt_grid(h, "u", 3, origin, bad), CKPT_INVALID_ARGUMENT);
+  CHECK_STATUS(ckpt_grid(NULL, "u", 3, origin, spacing), CKPT_INVALID_ARGUMENT);
+  CHECK_OK(ckpt_grid(h, "u", 3, origin, spacing));
+  CHECK_OK(ckpt_save(h, 5, 0));
+  /* a second field on another grid: one image per checkpoint, so the save is refused */
+  CHECK_OK(ckpt_protect_distributed(h, "w", CKPT_F64, w, 3, global, offset, count));
+  CHECK_OK(ckpt_grid(h, "w", 3, NULL, NULL));
+  CHECK_STATUS(ckpt_save(h, 6, 0), CKPT_INVALID_ARGUMENT);
+  CHECK(strstr(ckpt_last_error(), "different grids") != NULL);
+  CHECK_OK(ckpt_close(&h));
+
+  char file[800];
+  first_checkpoint(dir, file, sizeof file);
+  if (rank == 0) {
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CHECK(f >= 0);
+    hid_t g = H5Gopen2(f, "VTKHDF", H5P_DEFAULT);
+    CHECK(g >= 0);
+    double org[3] = {0}, spc[3] = {0};
+    CHECK(read_attr_f64(g, "Origin", org, 3) && org[0] == 3 && org[1] == 2 && org[2] == 1);
+    CHECK(read_attr_f64(g, "Spacing", spc, 3) && spc[0] == 2 && spc[1] == 0.25 && spc[2] == 0.5);
+    hid_t a = H5Aopen(g, "WholeExtent", H5P_DEFAULT);
+    int64_t ext[6] = {0};
+    CHECK(a >= 0 && H5Aread(a, H5T_NATIVE_INT64, ext) >= 0);
+    CHECK(ext[1] == 3 && ext[3] == 2 && ext[5] == (int64_t)(2 * size - 1));
+    H5Aclose(a);
+    H5L_info_t li;
+    CHECK(H5Lget_info(f, "VTKHDF/PointData/u", &li, H5P_DEFAULT) >= 0 && li.type == H5L_TYPE_SOFT);
+    hid_t d = H5Dopen2(f, "VTKHDF/PointData/u", H5P_DEFAULT);
+    double all[16][3][4];
+    CHECK(d >= 0 && size <= 8 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
+    CHECK(all[2 * size - 1][2][3] == 1000.0 * (size - 1) + 23);
+    H5Dclose(d);
+    H5Gclose(g);
+    H5Fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, NULL, &h));
+  CHECK_OK(ckpt_protect_distributed(h, "u", CKPT_F64, v, 3, global, offset, count));
+  CHECK_OK(ckpt_protect_replicated(h, "s", CKPT_F64, &s, 0, NULL));
+  int restored = 0;
+  int64_t step = -1;
+  CHECK_OK(ckpt_restore(h, &restored, &step));
+  CHECK(restored && step == 5 && memcmp(u, v, sizeof u) == 0);
+  CHECK_OK(ckpt_close(&h));
+}
+
 /* Save on all ranks, restore on rank 0 alone: the distributed array reshards to one block;
  * per-rank state cannot follow (CKPT_RANK_COUNT) when the rank count differs. */
 static void test_reshard_and_rank_count(void) {
@@ -843,6 +922,7 @@ int main(int argc, char **argv) {
       {"request_stop", test_request_stop},
       {"signal_stop", test_signal_stop},
       {"ghost", test_ghost},
+      {"grid", test_grid},
       {"reshard_and_rank_count", test_reshard_and_rank_count},
       {"env_dir_wins", test_env_dir_wins},
       {"async", test_async},

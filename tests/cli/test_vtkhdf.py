@@ -1,8 +1,11 @@
 #!/usr/bin/python3
-"""`ckpt export --vtkhdf` read back with VTK's own vtkHDFReader (Debian's python3-vtk9):
-the view of the heat solver's 2-D field and of 3-D fields saved through the Python
-bindings has the field's extent and values, stays small, and keeps working when the view
-and the checkpoint are moved together.
+"""Checkpoints as images, read back with VTK's own vtkHDFReader (Debian's python3-vtk9):
+- `ckpt export --vtkhdf`: the view file of the heat solver's 2-D field and of 3-D fields
+  saved through the Python bindings has the field's extent and values, stays small, and
+  keeps working when the view and the checkpoint are moved together;
+- fields tagged with a grid (the heat solver's, 3-D ones from Python): the checkpoint file
+  itself opens as an image with the grid's extent, spacing, origin and values; the view
+  adds less than 64 KiB; the checkpoint still verifies, restores, and reads in h5py.
 
 usage: test_vtkhdf.py --ckpt BIN --heat BIN --mpiexec BIN --pythonpath DIR --scratch DIR
 
@@ -41,6 +44,67 @@ ck.save(comm, fields, sys.argv[1], step=3)
 """
 
 
+SAVE_TAGGED = """
+import sys
+import numpy as np
+from mpi4py import MPI
+import ckpt as ck
+comm = MPI.COMM_WORLD
+out = sys.argv[1]
+
+
+def block(shape, dtype):
+    whole = (np.arange(int(np.prod(shape))) * 3 % 17 - 4).astype(dtype).reshape(shape)
+    step = -(-shape[0] // comm.size)
+    lo, hi = min(shape[0], comm.rank * step), min(shape[0], (comm.rank + 1) * step)
+    return np.ascontiguousarray(whole[lo:hi]), (lo,) + (0,) * (len(shape) - 1)
+
+
+cases = {"vol": ((4, 5, 6), np.float32, ck.Grid(spacing=(0.5, 0.25, 2.0), origin=(1.0, 2.0, 3.0))),
+         "plane": ((48, 48), np.float64, ck.Grid()),
+         "slab": ((1, 5, 6), np.float64, ck.Grid(spacing=(1.0, 1.5, 3.0)))}
+for name, (shape, dtype, grid) in cases.items():
+    for tag in ("plain", "tagged"):
+        local, off = block(shape, dtype)
+        state = {name: ck.Distributed(local, off, shape, grid=grid if tag == "tagged" else None),
+                 "step_size": 0.125}
+        ck.save(comm, state, f"{out}/{name}-{tag}", step=3)
+        # Restore is unaffected by the view: the same values come back.
+        back = ck.load(comm, f"{out}/{name}-{tag}", like={name: ck.Distributed(local.shape, off, shape),
+                                                          "step_size": 0.0})
+        assert np.array_equal(back[name], local) and back["step_size"] == 0.125, name
+
+# Two arrays on one grid: one image with both; two different grids: refused.
+g = ck.Grid(spacing=(2.0, 2.0, 2.0))
+a, off = block((4, 5, 6), np.float32)
+ck.save(comm, {"a": ck.Distributed(a, off, (4, 5, 6), grid=g),
+               "b": ck.Distributed(a * 2, off, (4, 5, 6), grid=g)}, f"{out}/pair", step=1)
+for bad, why in (({"a": ck.Distributed(a, off, (4, 5, 6), grid=g),
+                   "b": ck.Distributed(a, off, (4, 5, 6), grid=ck.Grid())}, "different grids"),
+                 ({"c": ck.Distributed(a.astype(np.complex64), off, (4, 5, 6), grid=g)}, "complex"),
+                 ({"d": ck.Distributed(a[..., None], off + (0,), (4, 5, 6, 1), grid=ck.Grid())},
+                  "4 dimensions")):
+    try:
+        ck.save(comm, bad, f"{out}/bad", step=1)
+    except ck.CheckpointError as e:
+        assert why in str(e), (why, str(e))
+    else:
+        raise AssertionError(f"a save with {why} succeeded")
+print("saved")
+"""
+
+H5PY_READ = """
+import sys
+import h5py
+import numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    v = f["VTKHDF"]
+    assert v.attrs["Type"] == b"ImageData", v.attrs["Type"]
+    assert f["_ckpt"] and sys.argv[2] in f
+    print(sorted(f.keys()), list(v["PointData"]))
+"""
+
+
 def expected(shape, dtype):
     return (np.arange(int(np.prod(shape))) * 3 % 17 - 4).astype(dtype).reshape(shape)
 
@@ -70,10 +134,12 @@ def read_vtkhdf(path):
     return ext, arrays, img.GetOrigin(), img.GetSpacing()
 
 
-def check_view(path, name, field, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)):
+def check_view(path, name, field, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), small=True):
     """The view at `path` shows `field` (a numpy array of 1 to 3 dimensions): padded to 3-D,
-    an axis of one point appears as two identical layers."""
-    assert os.path.getsize(path) < 64 * 1024, (path, os.path.getsize(path))
+    an axis of one point appears as two identical layers. `small`: a separate view file,
+    which holds links only."""
+    if small:
+        assert os.path.getsize(path) < 64 * 1024, (path, os.path.getsize(path))
     ext, arrays, org, spc = read_vtkhdf(path)
     f3 = field.reshape((1,) * (3 - field.ndim) + field.shape)
     want_dims = [2 if d == 1 else d for d in f3.shape]  # z, y, x
@@ -124,6 +190,37 @@ def main():
                                ("line", (7,), np.int32)):
         run([a.ckpt, "export", f"{s}/fields", "--field", name, "--vtkhdf", "-o", f"{s}/views/{name}"])
         check_view(f"{s}/views/{name}.hdf", name, expected(shape, dtype))
+
+    # Checkpoints of fields tagged with a grid are images themselves: the heat solver tags
+    # its 2-D field, and 3-D fields are tagged through the Python bindings.
+    heat_files = sorted(f for f in os.listdir(f"{s}/heat") if f.endswith(".h5"))
+    final = [f for f in heat_files if f.endswith("%012d.h5" % 120)]
+    assert final, heat_files
+    check_view(f"{s}/heat/{final[0]}", "u", u, small=False)
+    script = os.path.join(s, "save_tagged.py")
+    with open(script, "w") as f:
+        f.write(SAVE_TAGGED)
+    out = run([a.mpiexec, "-n", "2", sys.executable, script, f"{s}/tagged"], env=env)
+    assert "saved" in out, out
+    cases = {"vol": ((4, 5, 6), np.float32, (2.0, 0.25, 0.5), (3.0, 2.0, 1.0)),
+             "plane": ((48, 48), np.float64, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)),
+             "slab": ((1, 5, 6), np.float64, (3.0, 1.5, 1.0), (0.0, 0.0, 0.0))}
+    for name, (shape, dtype, spacing, origin) in cases.items():
+        tagged = f"{s}/tagged/{name}-tagged/ckpt-%012d.h5" % 3
+        plain = f"{s}/tagged/{name}-plain/ckpt-%012d.h5" % 3
+        check_view(tagged, name, expected(shape, dtype), spacing=spacing, origin=origin, small=False)
+        grown = os.path.getsize(tagged) - os.path.getsize(plain)
+        assert grown < 64 * 1024, (name, grown)
+        print(f"ok: the view of {name} adds {grown} bytes")
+        # The checkpoint still verifies, and h5py reads it (and sees the view).
+        run([a.ckpt, "verify", f"{s}/tagged/{name}-tagged"])
+        print(run([sys.executable, "-c", H5PY_READ, tagged, name], env=env).strip())
+    ext, arrays, _, spc = read_vtkhdf(f"{s}/tagged/pair/ckpt-%012d.h5" % 1)
+    assert sorted(arrays) == ["a", "b"] and tuple(spc) == (2.0, 2.0, 2.0), (list(arrays), spc)
+    assert np.array_equal(arrays["b"], 2 * arrays["a"]) and np.array_equal(
+        arrays["a"], expected((4, 5, 6), np.float32)), "pair"
+    assert not os.path.exists(f"{s}/tagged/bad") or not [
+        f for f in os.listdir(f"{s}/tagged/bad") if f.endswith(".h5")], "a refused save left a file"
 
     # Moved together (the link is relative), the view still reads.
     moved = os.path.join(s, "moved")

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,9 +25,34 @@ TEST(Names, SlashDotDotAndControlCharactersAreRejected) {
   EXPECT_EQ(error_code_of([&] { cp.replicated("bell\x07", &x); }), Errc::invalid_argument);
   EXPECT_EQ(error_code_of([&] { cp.replicated("", &x); }), Errc::invalid_argument);
   EXPECT_EQ(error_code_of([&] { cp.replicated("_ckpt", &x); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { cp.replicated("VTKHDF", &x); }), Errc::invalid_argument);
   EXPECT_EQ(error_code_of([&] { cp.metadata("k/../x", "v"); }), Errc::invalid_argument);
   EXPECT_EQ(error_code_of([&] { cp.replicated("ok_name-1.x", &x); }), Errc::ok);
   EXPECT_EQ(error_code_of([&] { cp.replicated("ok_name-1.x", &x); }), Errc::invalid_argument); // twice
+}
+
+TEST(Grid, BadTagsAreRefusedWithTheReason) {
+  ckpt::FieldSet s;
+  std::vector<double> u(24), q(16);
+  double x = 0;
+  s.distributed("u", u.data(), {.global = {2, 3, 4}, .offset = {0, 0, 0}, .count = {2, 3, 4}});
+  s.distributed("q", q.data(), {.global = {2, 2, 2, 2}, .offset = {0, 0, 0, 0}, .count = {2, 2, 2, 2}});
+  s.replicated("x", &x);
+  std::string msg;
+  EXPECT_EQ(error_code_of([&] { s.grid("nope", {}); }, &msg), Errc::invalid_argument);
+  EXPECT_NE(msg.find("no such field"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { s.grid("x", {}); }, &msg), Errc::invalid_argument);
+  EXPECT_NE(msg.find("replicated"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { s.grid("q", {}); }, &msg), Errc::invalid_argument);
+  EXPECT_NE(msg.find("4 dimensions"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { s.grid("u", {.origin = {0, 0}}); }, &msg), Errc::invalid_argument);
+  EXPECT_NE(msg.find("origin has 2"), std::string::npos) << msg;
+  EXPECT_EQ(error_code_of([&] { s.grid("u", {.spacing = {1, -1, 1}}); }), Errc::invalid_argument);
+  EXPECT_EQ(error_code_of([&] { s.grid("u", {.origin = {0, std::nan(""), 0}}); }), Errc::invalid_argument);
+  EXPECT_FALSE(s.fields()[0].grid.has_value()); // a refused tag leaves none
+  EXPECT_EQ(error_code_of([&] { s.grid("u", {.spacing = {0.5, 0.5, 0.5}}); }), Errc::ok);
+  ASSERT_TRUE(s.fields()[0].grid.has_value());
+  EXPECT_EQ(s.fields()[0].grid->origin, (std::vector<double>{0, 0, 0})); // filled in
 }
 
 TEST(Directory, UnusablePathGivesAClearError) {

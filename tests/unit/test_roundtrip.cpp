@@ -237,6 +237,32 @@ TEST(Format, InspectShowsAttributesAndBlocks) {
   EXPECT_EQ(rep.blocks_checked, std::uint64_t(std::min<int>(size, 10)));
 }
 
+// On-disk size: at most 1.05 x the payload + 64 KiB, for small states (no padding to large
+// boundaries) and for several fields (each dataset aligned to a page at most).
+TEST(Format, FileSizeIsPayloadPlusLittle) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::int64_t step = 0;
+  for (std::uint64_t total : {std::uint64_t(64) << 10, std::uint64_t(1) << 20, std::uint64_t(2) << 20}) {
+    for (int nfields : {1, 4}) {
+      const std::uint64_t n = total / 8 / std::uint64_t(nfields); // elements per field
+      std::uint64_t off, cnt;
+      row_block(n, rank, size, off, cnt);
+      std::vector<std::vector<double>> f(static_cast<std::size_t>(nfields), std::vector<double>(cnt, 2.5));
+      ckpt::FieldSet set;
+      const char *names[] = {"f0", "f1", "f2", "f3"};
+      for (int i = 0; i < nfields; ++i)
+        set.distributed(names[i], f[std::size_t(i)].data(), {.global = {n}, .offset = {off}, .count = {cnt}});
+      ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+      cp.save(set, ++step);
+      const auto bytes = fs::file_size(dir / ckpt::checkpoint_file_name(step));
+      EXPECT_LE(double(bytes), 1.05 * double(total) + 65536.0)
+          << nfields << " field(s) of " << total << " bytes in all: a file of " << bytes << " bytes";
+      EXPECT_GE(bytes, total);
+    }
+  }
+}
+
 TEST(RoundTrip, EmptyFields) {
   ScratchDir dir;
   std::vector<double> none_anywhere;          // empty on every rank

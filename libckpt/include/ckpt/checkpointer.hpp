@@ -125,6 +125,9 @@ public:
   void per_rank_resizable(const std::string &name, Dtype dtype,
                           std::function<std::pair<void *, Shape>()> get,
                           std::function<void *(const Shape &)> resize);
+  /// Tags the registered distributed field `name` with its grid: each later checkpoint then
+  /// opens as a VTKHDF image in ParaView (see FieldSet::grid). Allowed after restore().
+  void grid(const std::string &name, const Grid &grid);
   /// The registered fields.
   const FieldSet &fields() const noexcept;
 

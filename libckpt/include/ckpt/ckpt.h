@@ -144,6 +144,17 @@ ckpt_status ckpt_protect_distributed_ghost(ckpt_handle *h, const char *name, ckp
                                            const uint64_t *memory,
                                            const uint64_t *memory_offset);
 
+/** Tags the protected distributed field `name` (1 to 3 dimensions) with the regular grid it
+ * is sampled on: each later checkpoint then carries a VTKHDF image view of it that ParaView
+ * (reader "VTKHDF") opens directly, made of links to the saved data (no copy).
+ * \param origin, spacing  `ndims` numbers each, slowest dimension first like `global`
+ *   (NULL: origin 0, spacing 1); `ndims` must equal the field's.
+ * \return CKPT_INVALID_ARGUMENT for an unknown or non-distributed field, a wrong `ndims`,
+ *   or a spacing that is not > 0. Fields tagged in one handle must share one global shape
+ *   and grid (checked by the next save). Local. */
+ckpt_status ckpt_grid(ckpt_handle *h, const char *name, int ndims, const double *origin,
+                      const double *spacing);
+
 /** Protects a value that is the same on every rank (step size, parameters); stored once.
  * `ndims` 0 (and `shape` NULL) means a scalar. Local. */
 ckpt_status ckpt_protect_replicated(ckpt_handle *h, const char *name, ckpt_dtype dtype,

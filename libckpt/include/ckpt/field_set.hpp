@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,6 +74,7 @@ public:
     Shape shape;   ///< replicated and fixed per-rank values
     std::function<std::pair<void *, Shape>()> get;  ///< resizable per-rank values
     std::function<void *(const Shape &)> resize;
+    std::optional<Grid> grid; ///< distributed fields tagged with grid(): shown as an image
   };
 
   /// This rank's block of a distributed N-d array.
@@ -85,6 +87,15 @@ public:
   /// `resize` is called on restore with the saved shape and returns where to read it.
   void per_rank_resizable(const std::string &name, Dtype dtype, std::function<std::pair<void *, Shape>()> get,
                           std::function<void *(const Shape &)> resize);
+
+  /// Tags the distributed field `name` (1 to 3 dimensions) with the grid it is sampled on.
+  /// Every later checkpoint of the set then carries a VTKHDF ImageData view of it (a
+  /// `/VTKHDF` group that ParaView and VTK's vtkHDFReader open as an image) whose array is
+  /// a link to the field's own dataset: no second copy. Fields tagged in one set must have
+  /// the same global shape and grid (a VTKHDF image has one extent); save checks it.
+  /// \throws Error(invalid_argument) for an unknown or non-distributed field, a field of
+  /// more than 3 dimensions, a wrong count of numbers, or a spacing that is not > 0.
+  void grid(const std::string &name, const Grid &grid);
 
   /// Removes a field; false when there is none of that name.
   bool remove(const std::string &name);

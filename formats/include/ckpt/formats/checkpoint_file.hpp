@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ inline constexpr int format_major = 1;
 inline constexpr int format_minor = 0;
 /// Group that holds ckpt's own tables; not a valid field name.
 inline constexpr const char *meta_group = "_ckpt";
+/// Group of the VTKHDF ImageData view of the fields tagged with a grid; not a field name.
+inline constexpr const char *image_group = "VTKHDF";
 
 /// One field as the writer sees it on this rank. `blocks` (every rank's block, with
 /// checksums) must be the same on all ranks.
@@ -29,6 +32,8 @@ struct FieldWrite {
   Dtype dtype = Dtype::u8;
   Shape shape;                  ///< dataset shape
   std::vector<BlockInfo> blocks;
+  /// A distributed field tagged with its grid is shown in the file's /VTKHDF image view.
+  std::optional<Grid> grid;
   // This rank's part: its block `offset`/`count` in the dataset, read from `data`, an array
   // of shape `memory` at `memory_offset`. write == false selects nothing on this rank.
   bool write = false;

@@ -75,4 +75,14 @@ struct Block {
   Shape memory_offset = {};
 };
 
+/// The regular grid a distributed field of 1 to 3 dimensions is sampled on: one number per
+/// dimension, in the order of the global shape (slowest first, so for `u[ny][nx]` the
+/// y value comes first). `origin` is the position of element 0 (empty: all 0) and `spacing`
+/// the distance between neighbours (empty: all 1). A field tagged with a grid is also shown
+/// as a VTKHDF image inside each checkpoint (docs/format.md, "The image view").
+struct Grid {
+  std::vector<double> origin = {};
+  std::vector<double> spacing = {};
+};
+
 } // namespace ckpt
