@@ -3,7 +3,8 @@
 (`scontrol update nodename=... state=down`, kept out of service with `state=drain` for
 15 s, during which the job must stay pending, then `state=resume`) is requeued by SLURM
 itself, not by ckpt-run, resumes from the last periodic checkpoint committed before the
-failure, and ends with the uninterrupted run's result. CKPT_SIGNALS=USR1 so that the
+failure (the newest one on disk once the job is requeued), and ends with the
+uninterrupted run's result. CKPT_SIGNALS=USR1 so that the
 SIGTERM slurmd sends on the node failure kills the ranks at once, as a lost node would,
 instead of letting them take a last checkpoint."""
 import glob
@@ -16,6 +17,20 @@ import harness as h
 def committed_steps(ckdir):
     return sorted(int(m.group(1)) for f in glob.glob(os.path.join(ckdir, "ckpt-*.h5"))
                   for m in [re.search(r"ckpt-(\d+)\.h5$", f)] if m)
+
+
+def job_processes(ckdir):
+    """PIDs of the processes started for the job (their environment names its CKPT_DIR)."""
+    tag = b"\0CKPT_DIR=" + ckdir.encode() + b"\0"
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                if tag in b"\0" + f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
 
 
 def main():
@@ -50,6 +65,13 @@ def main():
             c.wait_for("SLURM to requeue the job",
                        lambda: c.job(job).get("Restarts") == "1", 60)
             time.sleep(15)  # longer than cred_expire + 1: the job could start if a node were up
+            # Once the first allocation's processes are gone, what they committed is what the
+            # resume must pick from. (The SIGTERM of a node failure can take seconds to
+            # reach them on a loaded machine, so the job may commit one more periodic
+            # checkpoint after `scontrol` returned.)
+            c.wait_for("the first allocation's processes to exit", lambda: not job_processes(ckdir), 60)
+            at_requeue = committed_steps(ckdir)
+            h.log("committed checkpoints while the job is requeued: %s" % at_requeue[-1:])
             pending = c.job(job)
             h.log("node %s, job %s (%s)" % (c.sinfo("%T"), pending["JobState"], pending.get("Reason")))
             h.check(pending["JobState"] == "PENDING", "job is %s while its node is out" % pending["JobState"])
@@ -69,9 +91,11 @@ def main():
         got_restored = h.restored(text)
         h.check(len(got_restored) == 1, "restored %s, expected one restore" % got_restored)
         r = got_restored[0]
-        h.check(r % every == 0 and r in (before[-1], after[-1]) and 0 < r < steps,
-                "resumed from step %d, expected the newest periodic checkpoint (%d or %d, every %d)"
-                % (r, before[-1], after[-1], every))
+        h.check(at_requeue[-1] < steps, "the job had finished (step %d of %d) before its node went down"
+                % (at_requeue[-1], steps))
+        h.check(r % every == 0 and r == at_requeue[-1] and r >= before[-1] and 0 < r < steps,
+                "resumed from step %d, expected the newest periodic checkpoint committed before the ranks "
+                "died (%d; %d when the node went down, every %d)" % (r, at_requeue[-1], before[-1], every))
         h.check(h.resumed_from(text) == [r], "heat reports resumed_from=%s" % h.resumed_from(text))
         got = h.result_lines(text)
         h.log("result %s, uninterrupted %s" % (got, expected))
