@@ -267,16 +267,12 @@ ckpt_status ckpt_grid(ckpt_handle *h, const char *name, int ndims, const double 
     if (!name) return fail(h, call, "name is NULL");
     if (ndims < 1 || ndims > 3)
       return fail(h, call, "ndims " + std::to_string(ndims) + " is outside 1..3");
+    // NULL arrays become `ndims` defaults, so FieldSet::grid checks `ndims` in every case.
     ckpt::Grid g;
     if (origin) g.origin.assign(origin, origin + ndims);
+    else g.origin.assign(static_cast<std::size_t>(ndims), 0.0);
     if (spacing) g.spacing.assign(spacing, spacing + ndims);
-    const ckpt::FieldSet::Field *f = nullptr;
-    for (const auto &x : h->cp.fields().fields())
-      if (x.name == name) f = &x;
-    if (f && f->kind == ckpt::Kind::distributed && f->block.global.size() != static_cast<std::size_t>(ndims))
-      return fail(h, call, std::string("field '") + name + "' has " +
-                               std::to_string(f->block.global.size()) + " dimensions, not " +
-                               std::to_string(ndims));
+    else g.spacing.assign(static_cast<std::size_t>(ndims), 1.0);
     h->cp.grid(name, g);
     return CKPT_OK;
   } catch (...) {
