@@ -12,6 +12,30 @@
 
 namespace ckpt {
 
+namespace {
+
+// The layout as a message of words: the creation time's length and bytes (8 per word), then
+// every dataset's data offset.
+std::vector<std::uint64_t> layout_message(const formats::Layout &l) {
+  std::vector<std::uint64_t> m{l.created.size()};
+  m.resize(1 + (l.created.size() + 7) / 8, 0);
+  std::memcpy(m.data() + 1, l.created.data(), l.created.size());
+  m.insert(m.end(), l.data_offset.begin(), l.data_offset.end());
+  return m;
+}
+
+formats::Layout layout_from_message(const std::vector<std::uint64_t> &m) {
+  formats::Layout l;
+  const std::size_t words = m.empty() ? 0 : 1 + (m[0] + 7) / 8;
+  if (m.empty() || words > m.size())
+    throw Error(Errc::internal, -1, "the checkpoint layout message is malformed");
+  l.created.assign(reinterpret_cast<const char *>(m.data() + 1), static_cast<std::size_t>(m[0]));
+  l.data_offset.assign(m.begin() + static_cast<long>(words), m.end());
+  return l;
+}
+
+} // namespace
+
 // 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells
 //    every rank where each dataset's data lies.
 std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(std::int64_t step, double time, double t0,
@@ -56,11 +80,11 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(st
       if (!st.ok())
         ::unlink(p->tmp_path.c_str());
     }
-    st = mpi::bcast(comm, st, 0, "broadcasting the outcome of creating the checkpoint file");
-    if (!st.ok())
-      throw Error(st.code, 0, st.message);
-    p->layout.created = comm.bcast(p->layout.created, 0, "broadcasting the checkpoint layout");
-    p->layout.data_offset = comm.bcast(p->layout.data_offset, 0, "broadcasting the checkpoint layout");
+    // One message: rank 0's outcome, or the creation time and the data offsets.
+    const auto msg = mpi::bcast_agreed(comm, st, layout_message(p->layout), 0,
+                                       "broadcasting the outcome and layout of the checkpoint file");
+    if (rank() != 0)
+      p->layout = layout_from_message(msg);
     if (p->layout.data_offset.size() != writes.size())
       throw Error(Errc::internal, 0, "the checkpoint layout does not list every field");
   }

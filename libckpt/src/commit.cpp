@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -45,12 +47,14 @@ void publish(const fs::path &dir, const fs::path &tmp, const std::string &final_
   const int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0)
     throw Error(Errc::io, 0, fmt::format("cannot write {}: {}", latest_tmp.string(), std::strerror(errno)));
+  // LATEST is a hint (restore scans the directory and never trusts it), so it is not
+  // fsynced: the checkpoint is durable with the rename above, and a crash that loses this
+  // update leaves LATEST stale or empty, which readers handle. Two fsyncs per commit fewer.
   const std::string line = final_name + "\n";
-  const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
+  const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
   ::close(fd);
   if (!ok || ::rename(latest_tmp.c_str(), (dir / "LATEST").c_str()) != 0)
     throw Error(Errc::io, 0, fmt::format("cannot update {}: {}", (dir / "LATEST").string(), std::strerror(errno)));
-  fsync_path(dir.string(), true);
 }
 
 std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step) {
@@ -59,8 +63,9 @@ std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to
     return warnings;
   try {
     fault_point("prune", 0);
+    // The deletions are not fsynced: one lost in a crash only brings back an old, complete
+    // checkpoint, which the next save prunes again.
     int kept = 0;
-    bool removed = false;
     for (const auto &e : list_checkpoints(dir)) {
       if (e.step > up_to_step)
         continue; // a newer checkpoint from another timeline: not ours to delete
@@ -70,10 +75,7 @@ std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to
       fs::remove(e.path, ec);
       if (ec)
         warnings.push_back(fmt::format("could not delete old checkpoint {}: {}", e.path.string(), ec.message()));
-      removed = true;
     }
-    if (removed)
-      fsync_path(dir.string(), true);
   } catch (const Error &e) {
     warnings.push_back(fmt::format("pruning old checkpoints: {}", e.detail()));
   }
@@ -153,63 +155,56 @@ void Checkpointer::Impl::commit(Pending &p) {
       ::unlink(tmp_path.c_str());
   };
 
-  // Every rank's data is durable (or its error is known): agree, then gather the checksums
-  // and timings, and rank 0 writes the checksums into the file.
+  // Every rank's data is durable (or its error is known). One gather tells every rank the
+  // outcome everywhere, each rank's timings and its block checksums; a failure anywhere is
+  // thrown on every rank.
   mpi::Status status = p.status;
   if (!status.ok() && (status.code == Errc::io || status.code == Errc::hdf5))
     status = no_space_or(status, p.payload);
+  constexpr std::size_t head = 2; // seconds until this rank's data was durable; seconds save() blocked it
+  std::vector<std::uint64_t> mine{std::bit_cast<std::uint64_t>(p.write_end - p.t0), std::bit_cast<std::uint64_t>(p.blocked)};
+  for (std::size_t i = 0; i < p.writes.size(); ++i)
+    mine.push_back(i < p.digests.size() ? p.digests[i] : 0);
+  std::vector<std::uint64_t> starts, all;
   try {
-    mpi::agree(comm, status);
+    all = mpi::allgatherv_agreed(comm, status, mine, &starts, "gathering the outcome, timings and checksums of the save");
   } catch (...) {
     cleanup_tmp();
     throw;
   }
-  // Each rank's timings (one typed message), then its block checksums.
-  struct Timings {
-    double durable; // seconds from the start of save() until this rank's data was durable
-    double blocked; // seconds save() blocked this rank
-  };
   double durable = 0, blocked = 0;
-  for (const auto &t : comm.allgather_message(Timings{p.write_end - p.t0, p.blocked}, "gathering save timings")) {
-    durable = std::max(durable, t.durable);
-    blocked = std::max(blocked, t.blocked);
+  for (int r = 0; r < n; ++r) {
+    const std::size_t at = static_cast<std::size_t>(starts[static_cast<std::size_t>(r)]);
+    durable = std::max(durable, std::bit_cast<double>(all[at]));
+    blocked = std::max(blocked, std::bit_cast<double>(all[at + 1]));
   }
-  std::vector<std::uint64_t> mine(p.writes.size(), 0);
-  for (std::size_t i = 0; i < p.writes.size() && i < p.digests.size(); ++i)
-    mine[i] = p.digests[i];
-  std::vector<std::uint64_t> starts;
-  const auto all = comm.allgatherv(mine, &starts, "gathering checksums");
   for (std::size_t i = 0; i < p.writes.size(); ++i) {
     if (p.writes[i].kind == Kind::replicated) // the fields may have changed since the save
       continue;
     for (auto &b : p.writes[i].blocks)
-      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + i];
+      b.checksum = all[starts[static_cast<std::size_t>(b.rank)] + head + i];
   }
+
+  // 6. Rank 0 commits: the checksums into the file, fsync, rename into place, fsync the
+  //    directory, move the LATEST pointer; 7. then retention keeps the newest `keep`
+  //    checkpoints up to this step (failures there only warn). The agreement that ends
+  //    on_root returns once rank 0 is done, so when save (or the commit) returns every rank
+  //    sees the directory as rank 0 left it.
+  std::vector<std::string> prune_warnings;
   try {
     on_root([&] {
       formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
       detail::fsync_path(tmp_path.string(), false);
+      detail::publish(dir, tmp_path, final_name);
+      prune_warnings = detail::prune(dir, opts.keep, step);
     });
   } catch (...) {
     cleanup_tmp();
     throw;
   }
+  for (const auto &w : prune_warnings)
+    warn(w);
 
-  // 6. Commit: rename into place, fsync the directory, then move the LATEST pointer.
-  try {
-    on_root([&] { detail::publish(dir, tmp_path, final_name); });
-  } catch (...) {
-    cleanup_tmp();
-    throw;
-  }
-
-  // 7. Retention: keep the newest `keep` checkpoints up to this step. Failures only warn.
-  if (rank() == 0)
-    for (const auto &w : detail::prune(dir, opts.keep, step))
-      warn(w);
-
-  // When save (or the commit) returns, every rank sees the directory as rank 0 left it.
-  comm.barrier("finishing the commit");
   // Counted once committed: a failed save leaves the statistics (and every=auto) as they were.
   stats.saves++;
   stats.bytes += p.payload;

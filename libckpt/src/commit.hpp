@@ -1,7 +1,7 @@
 #pragma once
 // Commit stage of a save, on rank 0 once every rank's data is durable: the temp file is
-// fsynced, renamed into place, the directory fsynced, LATEST moved, and old checkpoints
-// pruned. Plain POSIX calls, no MPI: unit-tested in tests/unit/test_local.cpp. Also the
+// fsynced, renamed into place, the directory fsynced (the two fsyncs of a commit), LATEST
+// moved, and old checkpoints pruned. Plain POSIX calls, no MPI: unit-tested in tests/unit/test_local.cpp. Also the
 // test hooks (CKPT_TEST_FAULT) that inject failures along the save path.
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace ckpt::detail {
 void fsync_path(const std::string &path, bool directory);
 
 /// Makes `tmp` the committed checkpoint `dir/final_name`: rename, directory fsync, then
-/// LATEST (written to a temp file, fsynced, renamed) and the directory fsync again. The
+/// LATEST (written to a temp file and renamed over it; not fsynced: it is a hint). The
 /// temp file's data must already be durable. Throws Error(io) naming what failed; the
 /// checkpoint is committed once the rename is durable, whatever happens to LATEST.
 void publish(const std::filesystem::path &dir, const std::filesystem::path &tmp, const std::string &final_name);

@@ -56,16 +56,17 @@ void check_image_view(const std::vector<formats::FieldWrite> &writes, std::int64
 
 } // namespace
 
-// 1-3. Every field's block table, the same on every rank: where each rank's part lies, and
+// 1-3. Every field's block table, the same on every rank (one gather): where each rank's part lies, and
 //      the checksums known before the write (replicated values, compared across ranks).
 std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vector<Field> &fields, std::int64_t step) {
   const int n = comm.size();
   // 1. This rank's part of every field: where it lies and its checksum. Plus a signature
-  //    of the registry that must be equal on all ranks.
+  //    of the registry that must be equal on all ranks. An error here is thrown on every
+  //    rank by the gather of step 2.
   std::vector<formats::FieldWrite> writes(fields.size());
   std::vector<std::uint64_t> mine; // per field: checksum, then kind-specific numbers
   std::string signature = fmt::format("{}|", step);
-  collective([&] {
+  const mpi::Status built = mpi::capture(rank(), [&] {
     for (std::size_t i = 0; i < fields.size(); ++i) {
       const Field &f = fields[i];
       auto &w = writes[i];
@@ -117,20 +118,22 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
     check_image_view(writes, step);
   });
 
-  // 2. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
-  const std::uint64_t sig = formats::checksum(signature.data(), signature.size());
-  auto sigs = comm.allgather(sig, "comparing registries");
+  // 2. Every rank's signature, blocks and checksums, gathered to all ranks (the same tables
+  //    everywhere), with every rank's outcome of step 1 in the same message.
+  mine.insert(mine.begin(), formats::checksum(signature.data(), signature.size()));
+  std::vector<std::uint64_t> starts;
+  const auto all = mpi::allgatherv_agreed(comm, built, mine, &starts, "gathering block tables");
+
+  // 3. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
   for (int r = 0; r < n; ++r)
-    if (sigs[static_cast<std::size_t>(r)] != sigs[0])
+    if (all[starts[static_cast<std::size_t>(r)]] != all[starts[0]])
       throw Error(Errc::invalid_argument, r,
                   fmt::format("save at step {}: rank {} registered different fields (or a different "
                               "step) than rank 0; all ranks must register the same fields in the same order",
                               step, r));
-
-  // 3. Every rank's blocks and checksums, gathered to all ranks (same tables everywhere).
-  std::vector<std::uint64_t> starts;
-  auto all = comm.allgatherv(mine, &starts, "gathering block tables");
-  std::vector<std::size_t> pos(starts.begin(), starts.end());
+  std::vector<std::size_t> pos;
+  for (const auto st : starts)
+    pos.push_back(static_cast<std::size_t>(st) + 1); // past the signature
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const Field &f = fields[i];
     auto &w = writes[i];

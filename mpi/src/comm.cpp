@@ -93,23 +93,66 @@ std::vector<std::uint64_t> Comm::allgather(std::uint64_t v, const char *what) co
   check(MPI_Allgather(&v, 1, MPI_UINT64_T, r.data(), 1, MPI_UINT64_T, comm_), what, rank_);
   return r;
 }
-std::vector<std::uint64_t> Comm::allgatherv(const std::vector<std::uint64_t> &v,
-                                            std::vector<std::uint64_t> *starts,
-                                            const char *what) const {
-  std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
-  int mine = static_cast<int>(v.size());
-  check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), what, rank_);
+namespace {
+
+// Every rank's count (or -1: "I failed"), gathered.
+std::vector<int> gather_counts(const Comm &comm, int mine, const char *what) {
+  std::vector<int> counts(static_cast<std::size_t>(comm.size()));
+  check(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get()), what, comm.rank());
+  return counts;
+}
+
+// The allgatherv once every rank's count is known.
+std::vector<std::uint64_t> gather_values(const Comm &comm, const std::vector<int> &counts,
+                                         const std::vector<std::uint64_t> &v, std::vector<std::uint64_t> *starts,
+                                         const char *what) {
+  std::vector<int> displs(counts.size());
   int total = 0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
     displs[i] = total;
     total += counts[i];
   }
   std::vector<std::uint64_t> r(static_cast<std::size_t>(total));
-  check(MPI_Allgatherv(v.data(), mine, MPI_UINT64_T, r.data(), counts.data(), displs.data(),
-                       MPI_UINT64_T, comm_),
-        what, rank_);
+  check(MPI_Allgatherv(v.data(), static_cast<int>(v.size()), MPI_UINT64_T, r.data(), counts.data(), displs.data(),
+                       MPI_UINT64_T, comm.get()),
+        what, comm.rank());
   if (starts)
     starts->assign(displs.begin(), displs.end());
+  return r;
+}
+
+} // namespace
+
+std::vector<std::uint64_t> Comm::allgatherv(const std::vector<std::uint64_t> &v,
+                                            std::vector<std::uint64_t> *starts,
+                                            const char *what) const {
+  return gather_values(*this, gather_counts(*this, static_cast<int>(v.size()), what), v, starts, what);
+}
+
+std::vector<std::uint64_t> allgatherv_agreed(const Comm &comm, const Status &local, const std::vector<std::uint64_t> &v,
+                                             std::vector<std::uint64_t> *starts, const char *what) {
+  const auto counts = gather_counts(comm, local.ok() ? static_cast<int>(v.size()) : -1, what);
+  for (const int c : counts)
+    if (c < 0) {
+      agree(comm, local); // some rank failed: throws its error on every rank
+      throw Error(Errc::internal, comm.rank(), fmt::format("{}: a rank failed but agreement found none", what));
+    }
+  return gather_values(comm, counts, v, starts, what);
+}
+
+std::vector<std::uint64_t> bcast_agreed(const Comm &comm, const Status &root_status, const std::vector<std::uint64_t> &v,
+                                        int root, const char *what) {
+  // {size or -1, error code}, then the vector or the error message.
+  std::int64_t head[2] = {root_status.ok() ? static_cast<std::int64_t>(v.size()) : -1,
+                          static_cast<std::int64_t>(root_status.code)};
+  check(MPI_Bcast(head, 2, MPI_INT64_T, root, comm.get()), what, comm.rank());
+  if (head[0] < 0) {
+    const std::string msg = comm.bcast(root_status.message, root, what);
+    throw Error(static_cast<Errc>(head[1]), root, msg);
+  }
+  std::vector<std::uint64_t> r = comm.rank() == root ? v : std::vector<std::uint64_t>(static_cast<std::size_t>(head[0]));
+  if (head[0] > 0)
+    check(MPI_Bcast(r.data(), static_cast<int>(head[0]), MPI_UINT64_T, root, comm.get()), what, comm.rank());
   return r;
 }
 

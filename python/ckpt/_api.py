@@ -201,10 +201,9 @@ def _save_with(core, comm, fields, tree, step, time):
             fs.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
             core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
         return fs
+    # On return every rank sees the directory as rank 0 left it (pruned too): the core's
+    # commit ends with an agreement that rank 0 enters after its last file operation.
     core.save(int(step), float(time), fields=_run(comm, field_set))
-    # Rank 0 prunes old checkpoints after the core's last collective step of save; wait for
-    # it so that on return every rank sees the directory as it now is.
-    comm.Barrier()
 
 
 def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | None = None,

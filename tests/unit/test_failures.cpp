@@ -1,6 +1,8 @@
 // Errors: bad names, mismatches, unknown versions, corrupt data, a rank failing mid-save.
 #include "test_helpers.hpp"
 
+#include <ckpt/mpi/comm.hpp>
+
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -8,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
+#include <utility>
 
 using namespace ckpt_test;
 namespace fs = std::filesystem;
@@ -323,4 +327,44 @@ TEST(Commit, DestroyedWithAnAsyncWriteInFlight) {
   auto list = ckpt::list_checkpoints(dir.path());
   ASSERT_EQ(list.size(), 1u);
   EXPECT_TRUE(ckpt::verify(list[0].path).ok);
+}
+
+// The two messages that carry a status (mpi/): every rank gets every rank's vector, or,
+// when one rank failed, every rank throws that rank's error. The save's block tables, its
+// layout and its commit ride on them.
+TEST(Agreement, GatherAndBroadcastCarryTheStatus) {
+  using ckpt::mpi::Status;
+  ckpt::mpi::Comm comm(MPI_COMM_WORLD);
+  const int rank = comm.rank(), size = comm.size();
+  const std::vector<std::uint64_t> mine(static_cast<std::size_t>(rank + 1), static_cast<std::uint64_t>(rank));
+  std::vector<std::uint64_t> starts;
+  const auto all = ckpt::mpi::allgatherv_agreed(comm, Status{}, mine, &starts, "a test gather");
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(size * (size + 1) / 2));
+  for (int r = 0; r < size; ++r)
+    for (int k = 0; k <= r; ++k)
+      EXPECT_EQ(all[starts[static_cast<std::size_t>(r)] + static_cast<std::size_t>(k)], static_cast<std::uint64_t>(r));
+
+  auto outcome = [](auto &&call, std::string &msg) {
+    try {
+      call();
+    } catch (const ckpt::Error &e) {
+      msg = e.what();
+      return std::pair{e.code(), e.rank()};
+    }
+    return std::pair{Errc::ok, -2};
+  };
+  std::string msg;
+  const Status last_fails = rank == size - 1 ? Status{Errc::io, "the disk is on fire"} : Status{};
+  auto [code, who] = outcome([&] { ckpt::mpi::allgatherv_agreed(comm, last_fails, mine, nullptr, "a test gather"); }, msg);
+  EXPECT_EQ(code, Errc::io);
+  EXPECT_EQ(who, size - 1);
+  EXPECT_NE(msg.find("the disk is on fire"), std::string::npos) << msg;
+
+  const std::vector<std::uint64_t> v{7, 8, 9};
+  EXPECT_EQ(ckpt::mpi::bcast_agreed(comm, Status{}, rank == 0 ? v : std::vector<std::uint64_t>{}, 0, "a test bcast"), v);
+  const Status root_fails = rank == 0 ? Status{Errc::no_space, "no room at the root"} : Status{};
+  std::tie(code, who) = outcome([&] { ckpt::mpi::bcast_agreed(comm, root_fails, v, 0, "a test bcast"); }, msg);
+  EXPECT_EQ(code, Errc::no_space);
+  EXPECT_EQ(who, 0);
+  EXPECT_NE(msg.find("no room at the root"), std::string::npos) << msg;
 }

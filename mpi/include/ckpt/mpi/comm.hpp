@@ -80,6 +80,18 @@ Status bcast(const Comm &comm, const Status &st, int root, const char *what);
 /// same Error (the code and message of the lowest failing rank). Collective.
 void agree(const Comm &comm, const Status &local);
 
+/// Comm::allgatherv and agree() in the same two collectives: a rank whose `local` status
+/// failed sends no vector, and then every rank throws the same Error as agree() would (the
+/// failure path costs agree()'s collectives on top). Collective.
+std::vector<std::uint64_t> allgatherv_agreed(const Comm &comm, const Status &local, const std::vector<std::uint64_t> &v,
+                                             std::vector<std::uint64_t> *starts, const char *what);
+
+/// Root's vector on every rank (Comm::bcast) and root's status in the same two broadcasts:
+/// when `root_status` (meaningful on root only) failed, every rank throws root's Error
+/// instead. Collective.
+std::vector<std::uint64_t> bcast_agreed(const Comm &comm, const Status &root_status, const std::vector<std::uint64_t> &v,
+                                        int root, const char *what);
+
 /// Runs `body` and turns any exception into a Status (for agreement afterwards).
 template <class F> Status capture(int rank, F &&body) {
   try {
