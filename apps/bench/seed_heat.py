@@ -210,7 +210,7 @@ def run(method, n, steps, every, d):
         times, total, digest = run_checkpointer(method.split("-")[1], n, steps, every, d)
     else:
         times, total, digest = run_plain(method, n, steps, every, d)
-    times = comm.allreduce(times, op=MPI.MAX)  # per iteration, the slowest rank
+    comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)  # per iteration, the slowest rank
     total = comm.allreduce(total, op=MPI.MAX)
     comm.Barrier()
     if rank == 0:
