@@ -8,6 +8,11 @@
 #   slurm/cluster.sh stop DIR           # stops the daemons by their pid files
 #   slurm/cluster.sh status DIR
 #
+#   slurm/cluster.sh start DIR --nodes N [CPUS]   # N nodes node1..nodeN, each in its own
+#                                       # network namespace (see cluster-nodes.sh)
+#   slurm/cluster.sh kill-node DIR NAME     # hard loss of one node of such a cluster
+#   slurm/cluster.sh revive-node DIR NAME   # a fresh node in its place
+#
 # Needs root (SlurmUser=root, slurmd runs jobs as the submitting user). Settings follow
 # ../docs/slurm.md: cred_expire=10 so that requeued jobs may start again after ~11 s,
 # KillWait=5, JobRequeue=1, ReturnToService=2, a fast scheduler loop.
@@ -67,29 +72,19 @@ cmd_status() {
   if pid_alive "$d/slurmctld.pid"; then SLURM_CONF=$d/slurm.conf sinfo || true; fi
 }
 
-cmd_start() {
-  local d=$1 cpus=${2:-$(nproc)}
-  mkdir -p "$d"
-  d=$(cd "$d" && pwd)
-  if pid_alive "$d/slurmctld.pid" || pid_alive "$d/slurmd.pid" || pid_alive "$d/munged.pid"; then
-    die "a cluster is already running in $d (stop it first)"
-  fi
+need_slurm_and_root() {
+  local b
   for b in munged mungekey slurmctld slurmd sinfo; do
     command -v "$b" >/dev/null || [ -x "/usr/sbin/$b" ] || die "$b not found; install slurm-wlm and munge"
   done
   [ "$(id -u)" = 0 ] || die "must run as root (SlurmUser=root)"
-  local host node ctl_port d_port user
-  host=$(hostname -s)
-  node=${CKPT_SLURM_NODE:-ckptnode}
-  user=$(id -un)
-  ctl_port=$(free_port)
-  d_port=$(free_port)
-  while [ "$d_port" = "$ctl_port" ]; do d_port=$(free_port); done
-  local first_job=$(( (RANDOM % 30000 + 1) * 1000 ))
-  mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log"
-  chmod 700 "$d/munge"
+}
 
-  # munge: own key, socket, pid and seed files.
+# start_munged DIR: one munged with its own key, socket, pid and seed files.
+start_munged() {
+  local d=$1
+  mkdir -p "$d/munge" "$d/log"
+  chmod 700 "$d/munge"
   if [ ! -s "$d/munge/munge.key" ]; then
     /usr/sbin/mungekey -c -k "$d/munge/munge.key" >/dev/null 2>&1 || \
       dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 2>/dev/null
@@ -98,31 +93,27 @@ cmd_start() {
   /usr/sbin/munged --force --socket="$d/munge/munge.sock" --key-file="$d/munge/munge.key" \
     --pid-file="$d/munged.pid" --seed-file="$d/munge/munge.seed" \
     --log-file="$d/log/munged.log" || die "munged failed to start; see $d/log/munged.log"
+}
 
-  : > "$d/plugstack.conf"
-  cat > "$d/cgroup.conf" <<CG
-CgroupPlugin=cgroup/v1
-CG
-  cat > "$d/slurm.conf" <<CONF
-# One-machine test cluster written by slurm/cluster.sh
-ClusterName=ckpt
-# Job ids differ between clusters on one machine: srun --mpi=pmix keys its temp
-# directories in /tmp on the job id, so two clusters both running job 1 would collide.
-FirstJobId=$first_job
-SlurmctldHost=$host(127.0.0.1)
+# conf_common DIR CTL_PORT SLURMD_PORT: the slurm.conf lines both kinds of cluster share
+# (everything but the controller address, per-node files, timeouts and the nodes).
+conf_common() {
+  local d=$1 ctl_port=$2 d_port=$3
+  # Job ids differ between clusters on one machine: srun --mpi=pmix keys its temp
+  # directories in /tmp on the job id, so two clusters both running job 1 would collide.
+  cat <<CONF
+FirstJobId=$(( (RANDOM % 30000 + 1) * 1000 ))
 SlurmctldPort=$ctl_port
 SlurmdPort=$d_port
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$d/munge/munge.sock,cred_expire=10
-SlurmUser=$user
+SlurmUser=$(id -un)
 SlurmdUser=root
 StateSaveLocation=$d/state
 SlurmdSpoolDir=$d/spool/%n
 SlurmctldPidFile=$d/slurmctld.pid
-SlurmdPidFile=$d/slurmd.pid
 SlurmctldLogFile=$d/log/slurmctld.log
-SlurmdLogFile=$d/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig=$d/plugstack.conf
@@ -143,16 +134,55 @@ JobRequeue=1
 MpiDefault=none
 MailProg=/bin/true
 SlurmctldTimeout=30
-SlurmdTimeout=60
 InactiveLimit=0
 Waittime=0
-NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
-PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+}
+
+# write_aux_files DIR: plugstack.conf, cgroup.conf and env.
+write_aux_files() {
+  local d=$1
+  : > "$d/plugstack.conf"
+  cat > "$d/cgroup.conf" <<CG
+CgroupPlugin=cgroup/v1
+CG
   cat > "$d/env" <<ENV
 # source this file to talk to the ckpt test cluster in $d
 export SLURM_CONF=$d/slurm.conf
 ENV
+}
+
+cmd_start() {
+  local d=$1 cpus=${2:-$(nproc)}
+  mkdir -p "$d"
+  d=$(cd "$d" && pwd)
+  if pid_alive "$d/slurmctld.pid" || pid_alive "$d/slurmd.pid" || pid_alive "$d/munged.pid"; then
+    die "a cluster is already running in $d (stop it first)"
+  fi
+  need_slurm_and_root
+  rm -f "$d/net.conf"  # a multi-node cluster that was here before is stopped
+  local host node ctl_port d_port
+  host=$(hostname -s)
+  node=${CKPT_SLURM_NODE:-ckptnode}
+  ctl_port=$(free_port)
+  d_port=$(free_port)
+  while [ "$d_port" = "$ctl_port" ]; do d_port=$(free_port); done
+  mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log"
+  start_munged "$d"
+  write_aux_files "$d"
+  {
+    echo "# One-machine test cluster written by slurm/cluster.sh"
+    echo "ClusterName=ckpt"
+    echo "SlurmctldHost=$host(127.0.0.1)"
+    conf_common "$d" "$ctl_port" "$d_port"
+    cat <<CONF
+SlurmdPidFile=$d/slurmd.pid
+SlurmdLogFile=$d/log/slurmd.log
+SlurmdTimeout=60
+NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+  } > "$d/slurm.conf"
   export SLURM_CONF=$d/slurm.conf
   /usr/sbin/slurmctld -i -f "$d/slurm.conf" || die "slurmctld failed; see $d/log/slurmctld.log"
   /usr/sbin/slurmd -N "$node" -f "$d/slurm.conf" || die "slurmd failed; see $d/log/slurmd.log"
@@ -171,10 +201,34 @@ ENV
   echo "cluster.sh: SLURM cluster up in $d (node $node, slurmctld port $ctl_port); source $d/env"
 }
 
-[ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
-case $1 in
-  start) cmd_start "$2" "${3:-}" ;;
-  stop) cmd_stop "$2" ;;
-  status) cmd_status "$2" ;;
-  *) die "unknown command $1 (start, stop, status)" ;;
+# The multi-node cluster (network namespaces) lives in its own file.
+# shellcheck source-path=SCRIPTDIR source=cluster-nodes.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster-nodes.sh"
+
+usage() { sed -n '2,18p' "$0"; exit 2; }
+
+[ $# -ge 2 ] || usage
+cmd=$1 dir=$2
+shift 2
+case $cmd in
+  start)
+    nodes="" cpus=""
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --nodes) [ $# -ge 2 ] || die "--nodes needs a number"; nodes=$2; shift 2 ;;
+        --nodes=*) nodes=${1#--nodes=}; shift ;;
+        *[!0-9]* | "") die "start: unknown argument '$1' (start DIR [CPUS] [--nodes N])" ;;
+        *) cpus=$1; shift ;;
+      esac
+    done
+    if [ -n "$nodes" ]; then
+      cmd_start_nodes "$dir" "$nodes" "${cpus:-2}"
+    else
+      cmd_start "$dir" "$cpus"
+    fi ;;
+  stop) if is_multinode "$dir"; then cmd_stop_nodes "$dir"; else cmd_stop "$dir"; fi ;;
+  status) if is_multinode "$dir"; then cmd_status_nodes "$dir"; else cmd_status "$dir"; fi ;;
+  kill-node) [ $# -eq 1 ] || usage; cmd_kill_node "$dir" "$1" ;;
+  revive-node) [ $# -eq 1 ] || usage; cmd_revive_node "$dir" "$1" ;;
+  *) die "unknown command $cmd (start, stop, status, kill-node, revive-node)" ;;
 esac

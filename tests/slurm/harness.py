@@ -1,9 +1,11 @@
 """Shared helpers of the SLURM tests: a real one-machine cluster (slurm/cluster.sh) in a
-temporary directory, job submission, and polling of job state. Standard library only.
+temporary directory, or a multi-node one (one network namespace per node), job
+submission, and polling of job state. Standard library only.
 
 Every test starts its own cluster and stops it by the daemons' pid files, also when the
 test fails. CKPT_SLURM_KEEP=1 keeps the temporary directory (logs, checkpoints)."""
 
+import glob
 import os
 import re
 import shutil
@@ -46,23 +48,28 @@ def parse_job(text):
 
 
 class Cluster:
+    """A one-node cluster; MultiNodeCluster below adds nodes in network namespaces."""
+    start_args = ()
+    work_subdir = "work"
+
     def __init__(self, name):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="ckpt-slurm-%s-" % name)
+        self.cluster_dir = os.path.join(self.dir, "cluster")
         self.env = dict(os.environ)
         self.env.update(MPI_ENV)
         # The test's own CKPT_* settings must not leak into jobs unless set on purpose.
         for k in list(self.env):
             if k.startswith("CKPT_") or k.startswith("SLURM_") or k.startswith("SBATCH_"):
                 del self.env[k]
-        self.env["SLURM_CONF"] = os.path.join(self.dir, "cluster", "slurm.conf")
-        self.work = os.path.join(self.dir, "work")
+        self.env["SLURM_CONF"] = os.path.join(self.cluster_dir, "slurm.conf")
+        self.work = os.path.join(self.dir, self.work_subdir)
         os.makedirs(self.work)
         self.jobs = []
 
     def __enter__(self):
         log("starting SLURM cluster in", self.dir)
-        r = subprocess.run([CLUSTER_SH, "start", os.path.join(self.dir, "cluster")],
+        r = subprocess.run([CLUSTER_SH, "start", self.cluster_dir] + list(self.start_args),
                            capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             print(r.stdout, r.stderr, file=sys.stderr)
@@ -82,7 +89,7 @@ class Cluster:
         return False
 
     def _stop(self):
-        subprocess.run([CLUSTER_SH, "stop", os.path.join(self.dir, "cluster")], timeout=120)
+        subprocess.run([CLUSTER_SH, "stop", self.cluster_dir], timeout=120)
 
     def dump(self):
         """Prints what helps to understand a failure."""
@@ -96,7 +103,7 @@ class Cluster:
             if f.endswith(".out") and os.path.isfile(p):
                 print("==== %s" % p, file=sys.stderr)
                 print(open(p, errors="replace").read()[-6000:], file=sys.stderr)
-        lp = os.path.join(self.dir, "cluster", "log", "slurmctld.log")
+        lp = os.path.join(self.cluster_dir, "log", "slurmctld.log")
         if os.path.exists(lp):
             print("==== slurmctld.log (tail)", file=sys.stderr)
             print("".join(open(lp, errors="replace").readlines()[-40:]), file=sys.stderr)
@@ -159,6 +166,103 @@ class Cluster:
     def read(self, name):
         p = os.path.join(self.work, name)
         return open(p, errors="replace").read() if os.path.exists(p) else ""
+
+
+class MultiNodeCluster(Cluster):
+    """A cluster of `nodes` SLURM nodes node1..nodeN on this machine, each in its own
+    network namespace (`cluster.sh start DIR --nodes N`). Jobs run in `work`, on the
+    cluster's shared file system (`shared`); inside a node, DIR/nodelocal is that node's
+    own storage. kill_node() loses a node hard, revive_node() puts a fresh one back."""
+    work_subdir = os.path.join("cluster", "shared", "work")
+
+    def __init__(self, name, nodes=3):
+        self.start_args = ("--nodes", str(nodes))
+        super().__init__(name)
+        self.shared = os.path.dirname(self.work)
+
+    def __enter__(self):
+        super().__enter__()
+        try:
+            with open(os.path.join(self.cluster_dir, "net.conf")) as f:
+                net = dict(re.findall(r'^(\w+)="?([^"\n]*)"?$', f.read(), re.M))
+            self.nodes = net["NODES"].split()
+            self.subnet = net["NET_PREFIX"] + ".0/24"
+            # network namespace inode -> node name, to tell on which node a process runs
+            self._ns = {os.stat("/run/netns/" + net["NS_PREFIX"] + n).st_ino: n for n in self.nodes}
+        except Exception:
+            self._stop()
+            raise
+        log("nodes %s on %s" % (" ".join(self.nodes), self.subnet))
+        return self
+
+    def _cluster_sh(self, cmd, *args):
+        r = subprocess.run([CLUSTER_SH, cmd, self.cluster_dir] + list(args), capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise TestFailure("cluster.sh %s %s failed (%d): %s %s" % (cmd, " ".join(args), r.returncode, r.stdout,
+                                                                       r.stderr))
+        log(r.stdout.strip())
+
+    def kill_node(self, name):
+        """Hard loss: the node's link goes down, then all its processes are SIGKILLed and
+        its node-local storage is wiped."""
+        self._cluster_sh("kill-node", name)
+
+    def revive_node(self, name):
+        """A fresh node in place of a killed one; returns when SLURM reports it idle."""
+        self._cluster_sh("revive-node", name)
+
+    def hostnames(self, nodelist):
+        """Node names of a SLURM node list ("node[1,3]" -> ["node1", "node3"])."""
+        return self.run("scontrol", "show", "hostnames", nodelist).stdout.split()
+
+    def node_of(self, pid):
+        """The node whose network namespace process `pid` is in (None if none, or gone)."""
+        try:
+            return self._ns.get(os.stat("/proc/%d/ns/net" % pid).st_ino)
+        except OSError:
+            return None
+
+    def dump(self):
+        super().dump()
+        for lp in sorted(glob.glob(os.path.join(self.cluster_dir, "log", "slurmd.*.log"))):
+            print("==== %s (tail)" % os.path.basename(lp), file=sys.stderr)
+            print("".join(open(lp, errors="replace").readlines()[-15:]), file=sys.stderr)
+
+
+def processes(env, comm=None):
+    """PIDs of processes whose environment holds every NAME=VALUE of `env` (a VALUE of
+    None: NAME is unset) and, if given, whose command name is `comm`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if comm is not None:
+                with open("/proc/%s/comm" % pid) as f:
+                    if f.read().strip() != comm:
+                        continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                have = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        except OSError:
+            continue
+        if all(have.get(k.encode()) == (None if v is None else v.encode()) for k, v in env.items()):
+            pids.append(int(pid))
+    return pids
+
+
+def require_netns():
+    """Exit 77 (ctest SKIP_RETURN_CODE) when this machine cannot make network namespaces
+    joined by a bridge and veths (needed by MultiNodeCluster)."""
+    missing = [b for b in ("ip", "nsenter", "unshare") if not shutil.which(b) and not os.path.exists("/usr/sbin/" + b)]
+    if missing:
+        log("SKIP: the multi-node cluster needs", " ".join(missing), "(iproute2, util-linux)")
+        sys.exit(77)
+    # In a throwaway namespace: what it makes goes away with it.
+    r = subprocess.run(["unshare", "--net", "sh", "-c", "ip link add ckpt-probe-br type bridge && "
+                        "ip link add ckpt-probe0 type veth peer name ckpt-probe1"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        log("SKIP: cannot make network namespaces with a bridge and veths here:", r.stderr.strip())
+        sys.exit(77)
 
 
 def heat_reference(heat, n, steps, ranks, workdir, env_extra=None):
