@@ -1,8 +1,9 @@
 #pragma once
 // Commit stage of a save, on rank 0 once every rank's data is durable: the temp file is
 // fsynced, renamed into place, the directory fsynced (the two fsyncs of a commit), LATEST
-// moved, and old checkpoints pruned. Plain POSIX calls, no MPI: unit-tested in tests/unit/test_local.cpp. Also the
-// test hooks (CKPT_TEST_FAULT) that inject failures along the save path.
+// moved, and old checkpoints pruned. Plain POSIX calls, no MPI: unit-tested in
+// tests/unit/test_local.cpp. Also the test hooks (CKPT_TEST_FAULT) that inject failures
+// along the save path.
 
 #include <cstdint>
 #include <filesystem>

@@ -88,11 +88,6 @@ std::string Comm::bcast(const std::string &s, int root, const char *what) const 
     check(MPI_Bcast(r.data(), static_cast<int>(n), MPI_CHAR, root, comm_), what, rank_);
   return r;
 }
-std::vector<std::uint64_t> Comm::allgather(std::uint64_t v, const char *what) const {
-  std::vector<std::uint64_t> r(static_cast<std::size_t>(size_));
-  check(MPI_Allgather(&v, 1, MPI_UINT64_T, r.data(), 1, MPI_UINT64_T, comm_), what, rank_);
-  return r;
-}
 namespace {
 
 // Every rank's count (or -1: "I failed"), gathered.
@@ -153,23 +148,6 @@ std::vector<std::uint64_t> bcast_agreed(const Comm &comm, const Status &root_sta
   std::vector<std::uint64_t> r = comm.rank() == root ? v : std::vector<std::uint64_t>(static_cast<std::size_t>(head[0]));
   if (head[0] > 0)
     check(MPI_Bcast(r.data(), static_cast<int>(head[0]), MPI_UINT64_T, root, comm.get()), what, comm.rank());
-  return r;
-}
-
-std::vector<std::uint64_t> Comm::bcast(const std::vector<std::uint64_t> &v, int root,
-                                       const char *what) const {
-  const std::int64_t n = bcast(static_cast<std::int64_t>(v.size()), root, what);
-  std::vector<std::uint64_t> r = rank_ == root ? v : std::vector<std::uint64_t>(static_cast<std::size_t>(n));
-  if (n > 0)
-    check(MPI_Bcast(r.data(), static_cast<int>(n), MPI_UINT64_T, root, comm_), what, rank_);
-  return r;
-}
-
-Status bcast(const Comm &comm, const Status &st, int root, const char *what) {
-  Status r;
-  r.code = static_cast<Errc>(comm.bcast(static_cast<std::int64_t>(st.code), root, what));
-  if (r.code != Errc::ok)
-    r.message = comm.bcast(st.message, root, what);
   return r;
 }
 

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 namespace ckpt::mpi {
@@ -41,23 +40,10 @@ public:
   std::int64_t bcast(std::int64_t v, int root, const char *what) const;
   double bcast(double v, int root, const char *what) const;
   std::string bcast(const std::string &s, int root, const char *what) const;
-  /// Every rank's value, indexed by rank.
-  std::vector<std::uint64_t> allgather(std::uint64_t v, const char *what) const;
   /// Concatenation of every rank's vector (sizes may differ), plus each rank's start.
   std::vector<std::uint64_t> allgatherv(const std::vector<std::uint64_t> &v,
                                         std::vector<std::uint64_t> *starts,
                                         const char *what) const;
-  /// Root's vector on every rank (the size travels too).
-  std::vector<std::uint64_t> bcast(const std::vector<std::uint64_t> &v, int root, const char *what) const;
-  /// Every rank's message, indexed by rank. A message is a plain struct of numbers (for
-  /// example a rank's timings), sent as its bytes: all ranks run the same build of ckpt.
-  template <class T> std::vector<T> allgather_message(const T &mine, const char *what) const {
-    static_assert(std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T>,
-                  "a message is a plain struct of numbers");
-    std::vector<T> all(static_cast<std::size_t>(size_));
-    check(MPI_Allgather(&mine, sizeof(T), MPI_BYTE, all.data(), sizeof(T), MPI_BYTE, comm_), what, rank_);
-    return all;
-  }
 
 private:
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -72,9 +58,6 @@ struct Status {
   bool ok() const noexcept { return code == Errc::ok; }
   static Status from_current_exception(int rank);
 };
-
-/// Root's status on every rank (code and message). Collective.
-Status bcast(const Comm &comm, const Status &st, int root, const char *what);
 
 /// Agrees on the outcome across all ranks: when any rank failed, every rank throws the
 /// same Error (the code and message of the lowest failing rank). Collective.
