@@ -94,6 +94,8 @@ module ckpt
     real(c_double) :: margin_seconds = 0
     integer(c_int) :: max_restarts = 0
     real(c_double) :: mtbf_seconds = 0
+    type(c_ptr) :: local_dir = c_null_ptr
+    integer(c_int) :: flush_every = 0
   end type c_options
 
   interface
@@ -406,40 +408,43 @@ contains
   !> installs the stop-signal handlers. `dir` (default "checkpoints"); options as in
   !> ckpt_options of the C API: every (steps), seconds, keep (-1 keeps all), quiet, async
   !> (write in the background), signals (that request "checkpoint and stop"; [integer ::]
-  !> for none), margin_seconds, max_restarts, every_auto, mtbf_seconds. CKPT_*
+  !> for none), margin_seconds, max_restarts, every_auto, mtbf_seconds, local_dir
+  !> (node-local storage, with partner copies) and flush_every. CKPT_*
   !> environment variables win over them. exit_on_stop: the ckpt_step or ckpt_steps call
   !> that reports a stop closes the handle, finalizes MPI and exits with status 75.
   !> Collective over comm.
   subroutine ckpt_open_f08(ck, comm, dir, status, every, seconds, keep, quiet, async, &
                            signals, margin_seconds, max_restarts, every_auto, mtbf_seconds, &
-                           exit_on_stop)
+                           exit_on_stop, local_dir, flush_every)
     type(ckpt_handle), intent(inout) :: ck
     type(MPI_Comm), intent(in) :: comm
     character(*), intent(in), optional :: dir
     integer, intent(out), optional :: status
-    integer, intent(in), optional :: every, keep, max_restarts
+    integer, intent(in), optional :: every, keep, max_restarts, flush_every
+    character(*), intent(in), optional :: local_dir
     real(real64), intent(in), optional :: seconds, margin_seconds, mtbf_seconds
     logical, intent(in), optional :: quiet, async, every_auto, exit_on_stop
     integer, intent(in), optional :: signals(:)
     call ckpt_open_int(ck, comm%MPI_VAL, dir, status, every, seconds, keep, quiet, async, &
                        signals, margin_seconds, max_restarts, every_auto, mtbf_seconds, &
-                       exit_on_stop)
+                       exit_on_stop, local_dir, flush_every)
   end subroutine ckpt_open_f08
 
   !> ckpt_open with an integer communicator handle (use mpi / mpif.h). Collective.
   subroutine ckpt_open_int(ck, comm, dir, status, every, seconds, keep, quiet, async, &
                            signals, margin_seconds, max_restarts, every_auto, mtbf_seconds, &
-                           exit_on_stop)
+                           exit_on_stop, local_dir, flush_every)
     type(ckpt_handle), intent(inout) :: ck
     integer, intent(in) :: comm
     character(*), intent(in), optional :: dir
     integer, intent(out), optional :: status
-    integer, intent(in), optional :: every, keep, max_restarts
+    integer, intent(in), optional :: every, keep, max_restarts, flush_every
+    character(*), intent(in), optional :: local_dir
     real(real64), intent(in), optional :: seconds, margin_seconds, mtbf_seconds
     logical, intent(in), optional :: quiet, async, every_auto, exit_on_stop
     integer, intent(in), optional :: signals(:)
     type(c_options), target :: o
-    character(kind=c_char, len=:), allocatable, target :: cdir
+    character(kind=c_char, len=:), allocatable, target :: cdir, clocal
     type(c_ptr) :: pdir
     integer(c_int) :: rank
     integer :: s
@@ -475,6 +480,11 @@ contains
     if (present(every_auto)) o%every_auto = merge(1, 0, every_auto)
     if (present(mtbf_seconds)) o%mtbf_seconds = mtbf_seconds
     if (present(exit_on_stop)) ck%exit_on_stop = exit_on_stop
+    if (present(flush_every)) o%flush_every = flush_every
+    if (present(local_dir)) then
+      clocal = cstr(local_dir)
+      o%local_dir = c_loc(clocal)
+    end if
     pdir = c_null_ptr
     if (present(dir)) then
       cdir = cstr(dir)

@@ -50,6 +50,11 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(st
   p->final_name = checkpoint_file_name(step);
   p->final_path = dir / p->final_name;
   p->tmp_path = dir / ("." + p->final_name + ".tmp");
+  // With node-local storage every rank writes its own part there (level_save.cpp); rank 0's
+  // is the file with all the metadata.
+  const fs::path space_dir = levels ? levels->run_dir : dir;
+  if (levels)
+    p->tmp_path = levels->run_dir / fmt::format(".ckpt-{:012d}-r{:06d}.part.tmp", step, rank());
   p->header = formats::Header{step, time, n, metadata};
   for (const auto &w : writes)
     p->payload += volume(w.shape) * dtype_size(w.dtype);
@@ -66,12 +71,12 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(st
         // closing it (ENOSPC) leaves a half-destroyed file that crashes the process at exit
         // (found by tests/faults/full_disk.py). Only the metadata written here is exposed.
         struct statvfs vfs {};
-        if (::statvfs(dir.c_str(), &vfs) == 0 &&
+        if (::statvfs(space_dir.c_str(), &vfs) == 0 &&
             double(vfs.f_bavail) * double(vfs.f_frsize) < double(p->payload) + double(64 << 10))
           throw Error(Errc::no_space, 0,
                       fmt::format("no space left in {} for a checkpoint of {} ({} free): free space there, "
                                   "lower CKPT_KEEP, or point CKPT_DIR elsewhere",
-                                  dir.string(), human_bytes(p->payload),
+                                  space_dir.string(), human_bytes(p->payload),
                                   human_bytes(static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize)));
         p->layout = formats::create_file(p->tmp_path.string(), p->header, writes);
       });

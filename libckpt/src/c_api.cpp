@@ -224,6 +224,10 @@ ckpt_status ckpt_open(MPI_Comm comm, const char *dir, const ckpt_options *opts,
       o.margin_seconds = opts->margin_seconds;
       o.max_restarts = opts->max_restarts;
       if (opts->mtbf_seconds != 0) o.mtbf_seconds = opts->mtbf_seconds;
+      if (opts->local_dir) o.local_dir = opts->local_dir;
+      if (opts->flush_every < 0)
+        return fail(nullptr, call, "flush_every " + std::to_string(opts->flush_every) + " is negative");
+      o.flush_every = opts->flush_every;
     }
     if (dir) o.dir = dir;
     if (o.dir.empty())

@@ -89,6 +89,7 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
     detail::install_stop_handlers(m.opts.signals);
     m.handlers = true;
   }
+  m.open_levels();
   m.history.last_checkpoint = mono();
 }
 
@@ -104,6 +105,13 @@ Checkpointer::~Checkpointer() {
     impl_->complete_pending();
   } catch (const Error &e) {
     impl_->warn(fmt::format("the last asynchronous checkpoint was not committed: {}", e.detail()));
+  } catch (...) {
+  }
+  // With node-local storage, the newest checkpoint goes to CKPT_DIR (collective too).
+  try {
+    impl_->flush_final();
+  } catch (const Error &e) {
+    impl_->warn(fmt::format("the newest node-local checkpoint was not flushed to {}: {}", impl_->dir.string(), e.detail()));
   } catch (...) {
   }
   if (impl_->handlers)

@@ -151,7 +151,7 @@ void Checkpointer::Impl::commit(Pending &p) {
   const fs::path &tmp_path = p.tmp_path;
   const int n = comm.size();
   auto cleanup_tmp = [&] {
-    if (rank() == 0)
+    if (rank() == 0 || levels) // node-local: every rank has a part of its own
       ::unlink(tmp_path.c_str());
   };
 
@@ -191,7 +191,9 @@ void Checkpointer::Impl::commit(Pending &p) {
   //    on_root returns once rank 0 is done, so when save (or the commit) returns every rank
   //    sees the directory as rank 0 left it.
   std::vector<std::string> prune_warnings;
-  try {
+  if (levels) {
+    commit_local(p);
+  } else try {
     on_root([&] {
       formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
       detail::fsync_path(tmp_path.string(), false);
@@ -222,13 +224,16 @@ void Checkpointer::Impl::commit(Pending &p) {
   progress("saved", step);
   if (rank() == 0) {
     const double dur = p.mode == Mode::sync ? secs : durable;
+    const std::string where = levels ? fmt::format("node-local{} in {}", levels->topo.partner >= 0 || levels->topo.partner_of >= 0 ? " + partner" : "",
+                                                   levels->run_dir.string())
+                                     : final_path.string();
     const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
     if (p.mode == Mode::sync)
       log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
-                      final_path.string()));
+                      where));
     else
       log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
-                      human_bytes(p.payload), blocked, dur, gbps, final_path.string()));
+                      human_bytes(p.payload), blocked, dur, gbps, where));
     append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
                              "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
                              "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":{}}}",

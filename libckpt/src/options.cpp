@@ -102,6 +102,10 @@ Options Options::with_env() const {
     o.progress = to_bool("CKPT_PROGRESS", v);
   if (auto v = env("CKPT_FRESH"))
     o.fresh = to_bool("CKPT_FRESH", v);
+  if (auto v = env("CKPT_LOCAL_DIR"))
+    o.local_dir = v;
+  if (auto v = env("CKPT_FLUSH_EVERY"))
+    o.flush_every = static_cast<int>(to_int("CKPT_FLUSH_EVERY", v, 0));
   if (auto v = env("CKPT_MTBF"))
     o.mtbf_seconds = to_double("CKPT_MTBF", v);
   return o;

@@ -64,6 +64,8 @@ void Checkpointer::Impl::restored_to(std::optional<std::int64_t> r, const FieldS
   restored = r;
   if (r)
     saved_step = *r;
+  if (r && levels)
+    levels->flushed_step = *r; // restored from CKPT_DIR (a rebuilt node-local one is there too)
   if (history.saves == 0)
     history.state_bytes = set.bytes() * static_cast<std::uint64_t>(comm.size());
   progress("restored", r);
@@ -219,8 +221,13 @@ std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, 
   sim_time = info.time;
   const double secs = mono() - t0;
   const std::int64_t total = comm.allreduce_sum(static_cast<std::int64_t>(bytes), "summing restored bytes");
-  log(fmt::format("restored step {} from {} ({} in {:.3f} s, saved on {} ranks, now {})", info.step, file,
-                  human_bytes(static_cast<std::uint64_t>(total)), secs, info.nranks, n));
+  // With node-local storage, the line names the level it came from.
+  std::string origin = detail::origin_of(file);
+  if (origin.empty() && levels)
+    origin = "the shared copy";
+  log(fmt::format("restored step {} from {}{} ({} in {:.3f} s, saved on {} ranks, now {})", info.step,
+                  origin.empty() ? "" : origin + ": ", file, human_bytes(static_cast<std::uint64_t>(total)), secs,
+                  info.nranks, n));
   if (rank() == 0)
     append_stats(fmt::format("{{\"event\":\"restore\",\"step\":{},\"unix\":{:.3f},\"nranks\":{},\"saved_nranks\":{},"
                              "\"bytes\":{},\"seconds\":{:.6f},\"file\":{}}}",
@@ -233,7 +240,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, 
 std::optional<std::int64_t> Checkpointer::Impl::restore(const std::vector<Field> &fields) {
   return detail::restore_with_fallback(
       comm, dir.string(), opts.fresh, [&](const std::string &file) { return restore_file(fields, file); },
-      [&](const std::string &msg) { warn(msg); });
+      [&](const std::string &msg) { warn(msg); }, opts.local_dir, [&](const std::string &msg) { log(msg); });
 }
 
 } // namespace ckpt

@@ -1,5 +1,7 @@
 #include "restore_fallback.hpp"
 
+#include "levels.hpp"
+
 #include <ckpt/catalog.hpp>
 #include <ckpt/checkpointer.hpp>
 
@@ -97,7 +99,10 @@ std::vector<std::string> set_aside_files(const std::string &dir) {
 std::optional<std::int64_t> restore_with_fallback(
     const mpi::Comm &comm, const std::string &dir, bool fresh,
     const std::function<std::int64_t(const std::string &)> &restore_one,
-    const std::function<void(const std::string &)> &warn) {
+    const std::function<void(const std::string &)> &warn, const std::string &local_dir,
+    const std::function<void(const std::string &)> &log) {
+  if (!local_dir.empty())
+    rebuild_from_local(comm, dir, local_dir, warn, log ? log : warn);
   // Rank 0 lists the directory; everyone walks the same list.
   std::string listing;
   mpi::agree(comm, mpi::capture(comm.rank(), [&] {
@@ -175,13 +180,21 @@ namespace ckpt {
 
 std::optional<std::int64_t> restore_newest(MPI_Comm comm, const std::string &dir,
                                            const std::function<std::int64_t(const std::string &)> &restore_one,
-                                           std::optional<bool> fresh) {
+                                           std::optional<bool> fresh, std::optional<std::string> local_dir) {
   const mpi::Comm c(comm);
-  const bool f = fresh ? *fresh : Options{}.with_env().fresh;
-  return detail::restore_with_fallback(c, dir, f, restore_one, [&](const std::string &msg) {
-    if (c.rank() == 0)
-      std::fprintf(stderr, "ckpt: warning: %s\n", msg.c_str());
-  });
+  const Options env = Options{}.with_env();
+  const bool f = fresh ? *fresh : env.fresh;
+  return detail::restore_with_fallback(
+      c, dir, f, restore_one,
+      [&](const std::string &msg) {
+        if (c.rank() == 0)
+          std::fprintf(stderr, "ckpt: warning: %s\n", msg.c_str());
+      },
+      local_dir ? *local_dir : env.local_dir,
+      [&](const std::string &msg) {
+        if (c.rank() == 0 && !env.quiet)
+          std::fprintf(stderr, "ckpt: %s\n", msg.c_str());
+      });
 }
 
 } // namespace ckpt

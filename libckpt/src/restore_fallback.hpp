@@ -31,11 +31,15 @@ void probe_readable(const mpi::Comm &comm, const std::string &file);
 /// aside and the next older one is tried; an I/O error is retried once, then thrown.
 /// Returns the restored step, or nothing when the directory holds no checkpoint, set-aside
 /// ones included (or `fresh` allows starting from scratch).
-/// `warn` is called on every rank with messages for rank 0 to print.
+/// `warn` and `log` are called on every rank with messages for rank 0 to print.
+/// With `local_dir` (node-local storage), a node-local checkpoint newer than the newest
+/// in `dir` that can be rebuilt from the parts the ranks' nodes hold is first written into
+/// `dir` (levels.hpp, rebuild_from_local).
 std::optional<std::int64_t> restore_with_fallback(
     const mpi::Comm &comm, const std::string &dir, bool fresh,
     const std::function<std::int64_t(const std::string &)> &restore_one,
-    const std::function<void(const std::string &)> &warn);
+    const std::function<void(const std::string &)> &warn, const std::string &local_dir = {},
+    const std::function<void(const std::string &)> &log = {});
 
 /// Rank 0's list of set-aside checkpoint files (<name>.h5.corrupt) in dir (local).
 std::vector<std::string> set_aside_files(const std::string &dir);

@@ -10,11 +10,13 @@
 //   agreement.cpp      rank 0 creates the temp file; every rank learns the layout (typed messages)
 //   write.cpp          every rank writes its bytes (sync now, async by the background writer)
 //   commit.cpp         every rank durable → checksums into the file, rename, LATEST, retention
+//   level_save.cpp     with CKPT_LOCAL_DIR: the node-local commit, partner copies, flushes (levels.hpp)
 //   restore.cpp        one file: verify and read into the fields (candidates: restore_fallback.cpp)
 
 #include "async_writer.hpp"
 #include "commit.hpp"
 #include "dir_lock.hpp"
+#include "levels.hpp"
 #include "policy.hpp"
 
 #include <ckpt/checkpointer.hpp>
@@ -216,6 +218,27 @@ struct Checkpointer::Impl {
   std::optional<std::int64_t> restore(const std::vector<Field> &fields);
   // After a restore of `set` (or none: r empty): what the session records of it.
   void restored_to(std::optional<std::int64_t> r, const FieldSet &set);
+
+  // Storage levels (CKPT_LOCAL_DIR; levels.hpp, level_save.cpp). Null without a local dir.
+  struct Levels {
+    fs::path local, run_dir;          // CKPT_LOCAL_DIR, and this run's directory in it
+    std::string id;                   // the run id recorded in CKPT_DIR
+    detail::Topology topo;            // every rank's node, and the partners
+    std::int64_t last_step = -1;      // the newest committed node-local checkpoint
+    detail::PartInfo last_part;       // this rank's part of it
+    std::int64_t flushed_step = -1;   // the newest checkpoint known to be in CKPT_DIR
+    std::int64_t saves = 0;           // node-local checkpoints committed by this session
+    std::int64_t flushing = -1;       // the step being flushed in the background (-1: none)
+    detail::PartInfo flush_part;      // this rank's part being flushed
+    mpi::Status flush_status;         // its outcome, set by the flush thread
+    detail::Worker flusher;           // the flush thread (no MPI calls); joined first
+  };
+  std::unique_ptr<Levels> levels;
+  void open_levels();
+  void commit_local(Pending &p);
+  void flush_start();
+  void flush_finish(bool must);
+  void flush_final();
 };
 
 } // namespace ckpt

@@ -113,8 +113,10 @@ StopReason Checkpointer::after_step(std::int64_t done, bool last, const std::fun
     else
       save(done, m.sim_time);
   }
-  if (last || m.stopped != StopReason::none)
-    wait(); // leaving the loop: the last checkpoint must be durable (async mode)
+  if (last || m.stopped != StopReason::none) {
+    wait();          // leaving the loop: the last checkpoint must be durable (async mode)
+    m.flush_final(); // and, with node-local storage, in CKPT_DIR and checked
+  }
   m.history.last_boundary = mono();
   if (last) {
     m.stopped = StopReason::finished;

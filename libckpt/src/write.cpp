@@ -8,6 +8,11 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace ckpt {
 
 // 5. Every rank writes its bytes at those offsets. Block checksums of distributed and
@@ -26,11 +31,24 @@ void Checkpointer::Impl::write(std::unique_ptr<Pending> p, std::vector<formats::
                           history.iter_sum / double(history.iter_count));
   history.iter_sum = 0;
   history.iter_count = 0;
+  // A node-local part of a rank other than 0 is a file of its own (rank 0 created the others'
+  // one shared file, and its own part).
+  auto create_part = [&] {
+    if (!levels || rank() == 0)
+      return;
+    ::unlink(p->tmp_path.c_str());
+    const int fd = ::open(p->tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+      throw Error(Errc::io, rank(), fmt::format("cannot create {}: {}", p->tmp_path.string(), std::strerror(errno)));
+    ::close(fd);
+  };
   if (opts.mode == Mode::sync) {
     p->status = mpi::capture(rank(), [&] {
       detail::fault_apply(f_write, "write", rank());
-      // Rank 0 fsyncs the file once, after writing the checksums into it (commit).
-      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0);
+      create_part();
+      // Rank 0 fsyncs the file once, after writing the checksums into it (commit); a
+      // node-local part is fsynced once sealed.
+      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0 && !levels);
       detail::fault_apply(f_fsync, "fsync", rank());
     });
     p->write_end = mono();
@@ -41,7 +59,10 @@ void Checkpointer::Impl::write(std::unique_ptr<Pending> p, std::vector<formats::
     return;
   }
   // Async: copy the state into the reused staging memory; the background thread writes it.
-  p->status = mpi::capture(rank(), [&] { formats::snapshot(p->plan, staging); });
+  p->status = mpi::capture(rank(), [&] {
+    create_part();
+    formats::snapshot(p->plan, staging);
+  });
   p->writes = std::move(writes);
   p->blocked = mono() - p->t0;
   stats.seconds += p->blocked;

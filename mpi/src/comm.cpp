@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <utility>
@@ -88,6 +89,31 @@ std::string Comm::bcast(const std::string &s, int root, const char *what) const 
     check(MPI_Bcast(r.data(), static_cast<int>(n), MPI_CHAR, root, comm_), what, rank_);
   return r;
 }
+std::optional<std::vector<std::byte>> Comm::exchange(const std::optional<std::vector<std::byte>> &out, int dest,
+                                                     int source, const char *what) const {
+  constexpr std::uint64_t none = ~std::uint64_t(0);
+  const int to = dest < 0 ? MPI_PROC_NULL : dest, from = source < 0 ? MPI_PROC_NULL : source;
+  std::uint64_t size_out = out ? out->size() : none, size_in = none;
+  check(MPI_Sendrecv(&size_out, 1, MPI_UINT64_T, to, 0, &size_in, 1, MPI_UINT64_T, from, 0, comm_, MPI_STATUS_IGNORE),
+        what, rank_);
+  if (from == MPI_PROC_NULL)
+    size_in = none;
+  std::optional<std::vector<std::byte>> in;
+  if (size_in != none)
+    in.emplace(static_cast<std::size_t>(size_in));
+  const std::uint64_t send_total = out && to != MPI_PROC_NULL ? out->size() : 0, recv_total = in ? in->size() : 0;
+  constexpr std::uint64_t piece = 1u << 30;
+  for (std::uint64_t at = 0; at < send_total || at < recv_total; at += piece) {
+    const int s = static_cast<int>(at < send_total ? std::min(piece, send_total - at) : 0);
+    const int r = static_cast<int>(at < recv_total ? std::min(piece, recv_total - at) : 0);
+    check(MPI_Sendrecv(s ? out->data() + at : nullptr, s, MPI_BYTE, s ? to : MPI_PROC_NULL, 1,
+                       r ? in->data() + at : nullptr, r, MPI_BYTE, r ? from : MPI_PROC_NULL, 1, comm_,
+                       MPI_STATUS_IGNORE),
+          what, rank_);
+  }
+  return in;
+}
+
 namespace {
 
 // Every rank's count (or -1: "I failed"), gathered.

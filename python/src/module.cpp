@@ -183,7 +183,8 @@ public:
   PyCheckpointer(py::handle comm, const std::string &dir, std::int64_t every, bool every_auto,
                  double seconds, std::optional<int> keep, std::optional<bool> quiet,
                  std::optional<bool> final_save, std::optional<std::vector<int>> signals,
-                 std::optional<std::string> mode) {
+                 std::optional<std::string> mode, std::optional<std::string> local_dir,
+                 std::optional<int> flush_every) {
     MPI_Comm c = to_comm(comm);
     ckpt::Options o;
     o.dir = dir;
@@ -206,6 +207,10 @@ public:
       else
         throw py::value_error("ckpt: mode must be 'sync' or 'async', got '" + *mode + "'");
     }
+    if (local_dir)
+      o.local_dir = *local_dir;
+    if (flush_every)
+      o.flush_every = *flush_every;
     py::gil_scoped_release nogil;
     cp_ = std::make_unique<ckpt::Checkpointer>(c, o);
   }
@@ -341,6 +346,8 @@ public:
     d["signals"] = o.signals;
     d["margin_seconds"] = o.margin_seconds;
     d["max_restarts"] = o.max_restarts;
+    d["local_dir"] = o.local_dir;
+    d["flush_every"] = o.flush_every;
     return d;
   }
 
@@ -399,11 +406,11 @@ PYBIND11_MODULE(_ckpt, m) {
   py::class_<PyCheckpointer>(m, "Checkpointer")
       .def(py::init<py::handle, const std::string &, std::int64_t, bool, double, std::optional<int>,
                     std::optional<bool>, std::optional<bool>, std::optional<std::vector<int>>,
-                    std::optional<std::string>>(),
+                    std::optional<std::string>, std::optional<std::string>, std::optional<int>>(),
            py::arg("comm"), py::arg("dir"), py::arg("every") = 0, py::arg("every_auto") = false,
            py::arg("seconds") = 0.0, py::arg("keep") = py::none(), py::arg("quiet") = py::none(),
            py::arg("final") = py::none(), py::arg("signals") = py::none(),
-           py::arg("mode") = py::none(),
+           py::arg("mode") = py::none(), py::arg("local_dir") = py::none(), py::arg("flush_every") = py::none(),
            "Collective over comm. Duplicates comm; the CKPT_* environment is applied.")
       .def("close", &PyCheckpointer::close, "Frees the core object (collective over comm).")
       .def("distributed", &PyCheckpointer::distributed, py::arg("name"), py::arg("array"),
@@ -481,7 +488,8 @@ PYBIND11_MODULE(_ckpt, m) {
   }, py::arg("file"), "Reads every block and checks its checksum. Local.");
   m.def(
       "restore_newest",
-      [](py::handle comm, const std::string &dir, py::function restore_one, std::optional<bool> fresh) {
+      [](py::handle comm, const std::string &dir, py::function restore_one, std::optional<bool> fresh,
+         std::optional<std::string> local_dir) {
         // restore_one raises CheckpointError; the core's fallback decides on its code.
         auto fn = [&](const std::string &file) -> std::int64_t {
           try {
@@ -495,12 +503,14 @@ PYBIND11_MODULE(_ckpt, m) {
             throw;
           }
         };
-        return ckpt::restore_newest(to_comm(comm), dir, fn, fresh);
+        return ckpt::restore_newest(to_comm(comm), dir, fn, fresh, local_dir);
       },
       py::arg("comm"), py::arg("dir"), py::arg("restore_one"), py::arg("fresh") = py::none(),
+      py::arg("local_dir") = py::none(),
       "Collective. Calls restore_one(file) on the checkpoints of dir, newest first, with the "
-      "core's fallback rules (damage is set aside, I/O errors are raised, CKPT_FRESH); the "
-      "restored step or None.");
+      "core's fallback rules (damage is set aside, I/O errors are raised, CKPT_FRESH); with "
+      "node-local storage (local_dir, default CKPT_LOCAL_DIR) a newer checkpoint rebuilt from "
+      "the node-local parts is written into dir first. The restored step or None.");
   m.def("checkpoint_file_name", &ckpt::checkpoint_file_name, py::arg("step"));
   m.def("read_latest", [](const std::string &dir) { return ckpt::read_latest(dir); },
         py::arg("dir"));

@@ -292,10 +292,13 @@ private:
 /// retried once, then thrown as Error(io) on every rank, renaming nothing. When nothing can
 /// be restored although the directory holds checkpoints (set-aside ones included), it
 /// throws Error(no_valid_checkpoint) unless `fresh` (default: CKPT_FRESH) allows starting
-/// from scratch. \returns the restored step, or nothing for a fresh start.
+/// from scratch. With node-local storage (`local_dir`, default: CKPT_LOCAL_DIR), a newer
+/// checkpoint rebuilt from the node-local parts is written into `dir` first.
+/// \returns the restored step, or nothing for a fresh start.
 std::optional<std::int64_t> restore_newest(MPI_Comm comm, const std::string &dir,
                                            const std::function<std::int64_t(const std::string &)> &restore_one,
-                                           std::optional<bool> fresh = std::nullopt);
+                                           std::optional<bool> fresh = std::nullopt,
+                                           std::optional<std::string> local_dir = std::nullopt);
 
 /// Range returned by Checkpointer::steps(). Iterating it drives checkpoints.
 class StepRange {

@@ -30,7 +30,7 @@
  * Options come from ckpt_options (ckpt_options_init fills the defaults) and from the CKPT_*
  * environment variables, which win over the values set in code (CKPT_DIR, CKPT_EVERY,
  * CKPT_SECONDS, CKPT_KEEP, CKPT_QUIET, CKPT_MODE, CKPT_SIGNALS, CKPT_MARGIN,
- * CKPT_MAX_RESTARTS, CKPT_MTBF; see docs/c-api.md).
+ * CKPT_MAX_RESTARTS, CKPT_MTBF, CKPT_LOCAL_DIR, CKPT_FLUSH_EVERY; see docs/c-api.md).
  *
  * Thread safety: a handle must be used by one thread at a time. ckpt_last_error() is
  * per thread.
@@ -105,6 +105,8 @@ typedef struct ckpt_options {
   double margin_seconds;  /**< stop when less job time than this is left (0: derived) */
   int max_restarts;       /**< refuse to run after this many SLURM restarts (0: no cap) */
   double mtbf_seconds;    /**< mean time between failures for every_auto (0: 86400) */
+  const char *local_dir;  /**< node-local storage for checkpoints, with partner copies (NULL: none) */
+  int flush_every;        /**< with local_dir: flush every K-th checkpoint to dir (0: at a stop and the end) */
 } ckpt_options;
 
 /** Opaque checkpointer. */

@@ -36,6 +36,8 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_MTBF         | mtbf_seconds    | 86400 (for every=auto) |
 /// | CKPT_PROGRESS     | progress        | 1                   |
 /// | CKPT_FRESH        | fresh           | 1                   |
+/// | CKPT_LOCAL_DIR    | local_dir       | /dev/shm            |
+/// | CKPT_FLUSH_EVERY  | flush_every     | 10                  |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -72,6 +74,15 @@ struct Options {
   /// Errc::no_valid_checkpoint, so weeks of work are never replaced silently by step 0.
   /// Valid checkpoints are still restored when it is set.
   bool fresh = false;
+  /// Node-local storage (a node's SSD or /dev/shm). When set, every checkpoint goes there
+  /// first: each rank's part on its own node and a copy on a partner rank's node, and only
+  /// some are flushed to `dir` on the shared file system (see `flush_every`). A restore
+  /// picks the newest checkpoint that can be rebuilt from the parts the nodes still hold, or
+  /// the newest one in `dir`. Empty: every checkpoint goes to `dir`.
+  std::string local_dir = {};
+  /// With `local_dir`: also flush every K-th checkpoint to `dir`, in the background
+  /// (0: only at a stop and at the end of the run, which always flush).
+  int flush_every = 0;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();

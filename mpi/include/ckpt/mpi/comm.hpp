@@ -6,6 +6,8 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,11 @@ public:
   std::vector<std::uint64_t> allgatherv(const std::vector<std::uint64_t> &v,
                                         std::vector<std::uint64_t> *starts,
                                         const char *what) const;
+  /// Point to point: sends `out` to rank `dest` and receives what rank `source` sends
+  /// (-1: no such partner). nullopt sent means "nothing: I failed", and is what the
+  /// receiver gets then. Any size (sent in pieces of at most 1 GiB).
+  std::optional<std::vector<std::byte>> exchange(const std::optional<std::vector<std::byte>> &out, int dest,
+                                                 int source, const char *what) const;
 
 private:
   MPI_Comm comm_ = MPI_COMM_NULL;
