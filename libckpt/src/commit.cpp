@@ -236,9 +236,10 @@ void Checkpointer::Impl::commit(Pending &p) {
                       human_bytes(p.payload), blocked, dur, gbps, where));
     append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
                              "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
-                             "\"gbps\":{:.4f},\"mode\":\"{}\"{},\"file\":{}}}",
+                             "\"gbps\":{:.4f},\"mode\":\"{}\"{}{},\"file\":{}}}",
                              step, p.time, now(), n, p.payload, blocked, dur, gbps,
-                             p.mode == Mode::sync ? "sync" : "async", p.iter, detail::json_string(final_name)));
+                             p.mode == Mode::sync ? "sync" : "async", p.iter,
+                             levels ? ",\"level\":\"node-local\"" : "", detail::json_string(final_name)));
   }
 }
 

@@ -52,6 +52,30 @@ std::string read_string(const std::vector<std::uint64_t> &w, std::size_t &at) {
   return s;
 }
 
+// The step of the newest node-local save recorded in CKPT_DIR/ckpt-stats.jsonl (its last
+// 64 KiB), or -1: what a restore should find unless nodes were lost.
+std::int64_t newest_recorded_local(const fs::path &shared) {
+  FILE *f = std::fopen((shared / "ckpt-stats.jsonl").c_str(), "r");
+  if (!f)
+    return -1;
+  std::string tail(64 << 10, '\0');
+  std::fseek(f, 0, SEEK_END);
+  const long size = std::ftell(f);
+  std::fseek(f, std::max(0L, size - static_cast<long>(tail.size())), SEEK_SET);
+  tail.resize(std::fread(tail.data(), 1, tail.size(), f));
+  std::fclose(f);
+  std::int64_t step = -1;
+  for (std::size_t p = 0, q; (q = tail.find('\n', p)) != std::string::npos; p = q + 1) {
+    const std::string line = tail.substr(p, q - p);
+    const auto s = line.find("\"step\":");
+    if (line.find("\"event\":\"save\"") == std::string::npos || line.find("\"level\":\"node-local\"") == std::string::npos ||
+        s == std::string::npos)
+      continue;
+    step = std::max<std::int64_t>(step, std::strtoll(line.c_str() + s + 7, nullptr, 10));
+  }
+  return step;
+}
+
 } // namespace
 
 RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, const fs::path &local,
@@ -60,7 +84,7 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
   RebuildResult result{std::nullopt, "the shared copy"};
   // The run (rank 0 reads its id in CKPT_DIR) and the newest checkpoint there.
   std::string id;
-  std::int64_t newest_shared = -1;
+  std::int64_t newest_shared = -1, recorded = -1;
   mpi::agree(comm, mpi::capture(comm.rank(), [&] {
     if (comm.rank() != 0)
       return;
@@ -68,11 +92,23 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
     const auto list = list_checkpoints(shared);
     if (!list.empty())
       newest_shared = list.front().step;
+    recorded = newest_recorded_local(shared);
   }));
   id = comm.bcast(id, 0, "broadcasting the run id");
   newest_shared = comm.bcast(newest_shared, 0, "broadcasting the newest shared checkpoint");
+  recorded = comm.bcast(recorded, 0, "broadcasting the newest node-local checkpoint recorded");
   if (id.empty())
     return result;
+  // Says so when a newer node-local checkpoint was committed than anything found.
+  auto report_lost = [&](std::int64_t seen) {
+    if (recorded > newest_shared && recorded > seen)
+      warn(fmt::format("the newest node-local checkpoint, step {} (recorded in {}), cannot be rebuilt: no node of "
+                       "this allocation holds its parts or their partner copies (the nodes that held them are lost); "
+                       "{}",
+                       recorded, (shared / "ckpt-stats.jsonl").string(),
+                       newest_shared >= 0 ? fmt::format("restoring step {} from {}", newest_shared, shared.string())
+                                          : std::string("no older checkpoint is in ") + shared.string()));
+  };
 
   // What every rank's node holds, and where every rank of this run is.
   const fs::path run_dir = local_run_dir(local, id);
@@ -111,8 +147,10 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
       held.push_back(h);
     }
   }
-  if (held.empty())
+  if (held.empty()) {
+    report_lost(-1);
     return result;
+  }
 
   // The node-local checkpoints, newest first; for each part, one holder: the rank on the
   // part's own node if there is one (no copy was needed), else the lowest holding rank.
@@ -123,6 +161,8 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
     const std::int64_t step = key.first;
     if (step <= newest_shared)
       break; // CKPT_DIR has this one or a newer one
+    if (key == sets.begin()->first)
+      report_lost(step);
     const int nranks = parts.front()->nranks;
     std::vector<const Held *> chosen(static_cast<std::size_t>(nranks), nullptr);
     auto at_home = [&](const Held *h) { return node_of[static_cast<std::size_t>(h->holder)] == h->node; };
