@@ -226,6 +226,8 @@ int cmd_verify(const Args &args) {
   if (!parse_args("verify", "DIR [STEP] | FILE [--latest]",
                   "Reads every block of every field and checks its checksum against the block\n"
                   "table written at save time. With DIR alone, checks every checkpoint in it.\n"
+                  "FILE may also be a node-local part (*.part, written with CKPT_LOCAL_DIR): its\n"
+                  "trailer and the checksum of every byte range it holds are checked.\n"
                   "Exit status 0 when every checked checkpoint is valid; 1 when one is not, with\n"
                   "the reason (which field and block) on stdout and stderr.",
                   args, opts, pos, vm))
@@ -250,8 +252,12 @@ int cmd_verify(const Args &args) {
     progress.advance(file_size_or_zero(f));
     if (rep.ok) {
       if (first_valid.empty()) first_valid = f.filename().string();
-      std::cout << fmt::format("{}: ok ({} blocks, {} checked)\n", f.string(), rep.blocks_checked,
-                               human_bytes(rep.bytes_checked));
+      if (!rep.part.empty())
+        std::cout << fmt::format("{}: ok ({}: {} byte ranges, {} checked)\n", f.string(), rep.part,
+                                 rep.blocks_checked, human_bytes(rep.bytes_checked));
+      else
+        std::cout << fmt::format("{}: ok ({} blocks, {} checked)\n", f.string(), rep.blocks_checked,
+                                 human_bytes(rep.bytes_checked));
     } else {
       ++bad;
       std::cout << fmt::format("{}: INVALID: {}\n", f.string(), rep.reason);

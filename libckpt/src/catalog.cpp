@@ -1,4 +1,6 @@
 #include <ckpt/catalog.hpp>
+
+#include "levels.hpp"
 #include <ckpt/error.hpp>
 #include <ckpt/formats/checkpoint_file.hpp>
 #include <ckpt/formats/checksum.hpp>
@@ -67,6 +69,21 @@ CheckpointInfo inspect(const fs::path &file) {
 
 VerifyReport verify(const fs::path &file) {
   VerifyReport rep;
+  const std::string name = file.filename().string();
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0) {
+    try {
+      const detail::PartInfo p = detail::read_part(file.string());
+      detail::verify_part(p);
+      rep.part = fmt::format("node-local part of step {}, rank {} of {}", p.step, p.rank, p.nranks);
+      rep.blocks_checked = p.ranges.size();
+      for (const auto &r : p.ranges)
+        rep.bytes_checked += r.bytes;
+      rep.ok = true;
+    } catch (const Error &e) {
+      rep.reason = e.detail();
+    }
+    return rep;
+  }
   try {
     formats::Reader r(file.string());
     const auto &info = r.info();

@@ -256,6 +256,18 @@ void copy_part(const PartInfo &part, int fd, const std::string &fd_path, bool ve
                                             fd_path, r.offset, r.offset + r.bytes));
 }
 
+void verify_part(const PartInfo &part) {
+  Fd in;
+  in.fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in.fd < 0)
+    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", part.path, std::strerror(errno)));
+  std::vector<std::byte> buf;
+  for (const auto &r : part.ranges)
+    if (range_checksum(in.fd, r, buf, part.path) != r.checksum)
+      throw Error(Errc::corrupt, -1, fmt::format("node-local part {} is damaged: checksum mismatch in bytes {}..{}",
+                                                 part.path, r.offset, r.offset + r.bytes));
+}
+
 std::vector<std::byte> pack_part(const PartInfo &part) {
   Fd in;
   in.fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

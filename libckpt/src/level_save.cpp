@@ -167,6 +167,7 @@ void Checkpointer::Impl::open_levels() {
         fs::remove_all(e.path(), ec); // another rank of this node may be removing it too
     }
   });
+  history.flushes = true;
   if (L.topo.node_count() < 2)
     warn(fmt::format("all {} ranks run on one node ({}): node-local checkpoints in {} get no partner copy, so "
                      "losing this node loses them; only the flushes to {} survive that",
@@ -326,6 +327,7 @@ void write_flush(const detail::PartInfo &part, const fs::path &tmp) {
 void Checkpointer::Impl::flush_start() {
   auto &L = *levels;
   L.flushing = L.last_step;
+  L.flush_start = mono();
   L.flush_part = L.last_part;
   L.flush_status = {};
   const fs::path tmp = dir / ("." + checkpoint_file_name(L.flushing) + ".tmp");
@@ -365,6 +367,7 @@ void Checkpointer::Impl::flush_finish(bool must) {
   for (const auto &w : prune_warnings)
     warn(w);
   L.flushed_step = std::max(L.flushed_step, step);
+  history.max_flush = std::max(history.max_flush, mono() - L.flush_start); // the stop margin covers it
   log(fmt::format("flushed step {} to {}", step, (dir / name).string()));
   progress("flushed", step);
 }

@@ -72,6 +72,9 @@ std::vector<PartInfo> list_parts(const std::filesystem::path &dir, const std::fu
 /// it again. \throws Error(corrupt) on a checksum mismatch, Error(io/no_space) on I/O errors.
 void copy_part(const PartInfo &part, int fd, const std::string &fd_path, bool verify_after);
 
+/// Reads every range of `part` and checks its checksum. \throws Error(corrupt/io).
+void verify_part(const PartInfo &part);
+
 /// The whole part file as bytes: the ranges' bytes in order, then the trailer (what goes to
 /// the partner); and its inverse, which writes such bytes as a part file at `path`.
 std::vector<std::byte> pack_part(const PartInfo &part);

@@ -42,7 +42,8 @@ double auto_interval(const Options &o, const PolicyHistory &h) {
 double time_limit_margin(const Options &o, const PolicyHistory &h) {
   if (o.margin_seconds > 0)
     return o.margin_seconds;
-  return 5.0 + 2.0 * estimated_save_seconds(h) + 2.0 * h.iter_max;
+  const double flush = !h.flushes ? 0.0 : h.max_flush > 0 ? h.max_flush : double(h.state_bytes) / 100e6;
+  return 5.0 + 2.0 * (estimated_save_seconds(h) + flush) + 2.0 * h.iter_max;
 }
 
 int stop_flags(int stop_signal) {

@@ -34,6 +34,8 @@ struct PolicyHistory {
   double max_save = 0;        ///< the longest save until its data was durable, seconds
   double max_blocked = 0;     ///< the longest time a save blocked the application, seconds
   std::uint64_t state_bytes = 0; ///< all ranks' registered bytes (for the estimate before a save)
+  bool flushes = false;       ///< node-local storage: a stop also flushes to the shared directory
+  double max_flush = 0;       ///< the longest flush to the shared directory, seconds
 
   /// A step boundary at clock reading `t`: the step since the previous one is recorded.
   void record_boundary(double t);
@@ -51,7 +53,9 @@ double estimated_save_seconds(const PolicyHistory &h);
 double auto_interval(const Options &o, const PolicyHistory &h);
 
 /// How long before the job's end the stop checkpoint starts: Options::margin_seconds when
-/// set, else 5 s + twice a save + twice the longest step.
+/// set, else 5 s + twice a save + twice the longest step; with node-local storage plus
+/// twice the flush to the shared directory that a stop makes (before the first one, the
+/// state at 100 MB/s).
 double time_limit_margin(const Options &o, const PolicyHistory &h);
 
 /// A rank's stop flags from detail::stop_signal(): > 0 a signal, < 0 request_stop().

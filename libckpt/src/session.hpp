@@ -229,6 +229,7 @@ struct Checkpointer::Impl {
     std::int64_t flushed_step = -1;   // the newest checkpoint known to be in CKPT_DIR
     std::int64_t saves = 0;           // node-local checkpoints committed by this session
     std::int64_t flushing = -1;       // the step being flushed in the background (-1: none)
+    double flush_start = 0;           // mono() when it started
     detail::PartInfo flush_part;      // this rank's part being flushed
     mpi::Status flush_status;         // its outcome, set by the flush thread
     detail::Worker flusher;           // the flush thread (no MPI calls); joined first

@@ -160,6 +160,17 @@ def main():
             f.seek(-1, 1)
             f.write(bytes([b[0] ^ 0xFF]))
 
+    if a.cli and a.case != "both_lost":
+        # The node-local layout is a file of its own kind: ckpt verify checks it.
+        for part in parts("nodeB"):
+            v = subprocess.run([a.cli, "verify", part], capture_output=True, text=True)
+            damaged = a.case == "damaged" and part == newest[-1]
+            if damaged:
+                check(v.returncode == 1 and "damaged" in v.stdout, f"ckpt verify rejects the damaged part ({v.stdout.strip()})")
+            else:
+                check(v.returncode == 0 and "node-local part of step" in v.stdout,
+                      f"ckpt verify passes on {os.path.basename(part)} ({v.stdout.strip()})")
+
     second = {"partner": [("nodeB", 2), ("nodeC", 2)], "async": [("nodeB", 2), ("nodeC", 2)],
               "python": [("nodeB", 2), ("nodeC", 2)],
               "rank_change": [("nodeB", 1), ("nodeC", 1), ("nodeD", 1)],

@@ -224,6 +224,14 @@ TEST(Policy, ClockFlagsFromTheHistory) {
   o.margin_seconds = 60;                                        // an explicit margin wins
   EXPECT_EQ(clock_flags(o, h, 0, 1000, 1059), flag_time_limit);
   EXPECT_EQ(clock_flags(o, h, 0, 1000, 1061), 0);
+  // Node-local storage: the stop also flushes to the shared directory; before a flush is
+  // measured it is estimated from the state at 100 MB/s, then the longest one counts.
+  o.margin_seconds = 0;
+  h.flushes = true;
+  h.state_bytes = 400'000'000; // 4 s at 100 MB/s
+  EXPECT_DOUBLE_EQ(time_limit_margin(o, h), 5 + 2 * (1.0 + 4.0) + 2 * 3);
+  h.max_flush = 0.5;
+  EXPECT_DOUBLE_EQ(time_limit_margin(o, h), 5 + 2 * (1.0 + 0.5) + 2 * 3);
 }
 
 // ------------------------------------------------------------------------------------------

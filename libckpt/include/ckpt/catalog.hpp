@@ -44,10 +44,14 @@ struct VerifyReport {
   std::string reason;           ///< empty when ok, else e.g. "checksum mismatch in field 'u' block 3"
   std::uint64_t blocks_checked = 0;
   std::uint64_t bytes_checked = 0;
+  /// For a node-local part (`*.part`, written with CKPT_LOCAL_DIR): what it is, e.g.
+  /// "node-local part of step 100, rank 1 of 4"; its byte ranges count as blocks.
+  std::string part;
 };
 
 /// Reads every block of every field and checks its checksum. Never throws for a bad file:
-/// the reason is in the report.
+/// the reason is in the report. A node-local part file (`*.part`) is checked too: its
+/// trailer, and every byte range it holds against the range's checksum.
 VerifyReport verify(const std::filesystem::path &file);
 
 } // namespace ckpt
