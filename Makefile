@@ -29,7 +29,8 @@ test-cluster: build
 # The benchmarks of docs/performance.md: the seed experiment (heat 100x100 and 1000x1000, a
 # checkpoint every 100 iterations, ckpt against pickle, np.save, dill, h5py) on 1 and 4
 # ranks, then the fixed cost of one save and its collectives, fsyncs and HDF5 opens at 1-16
-# ranks. Ratios measured side by side in one run; a few minutes on 2 cores.
+# ranks, then checkpoints to node-local storage with partner copies against the shared
+# directory. Ratios measured side by side in one run; a few minutes on 2 cores.
 MPIRUN_ENV = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 	OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 bench: build
@@ -37,6 +38,7 @@ bench: build
 	$(MPIRUN_ENV) PYTHONPATH=$(BUILD)/python mpiexec -n 1 /usr/bin/python3 apps/bench/seed_heat.py
 	$(MPIRUN_ENV) PYTHONPATH=$(BUILD)/python mpiexec -n 4 /usr/bin/python3 apps/bench/seed_heat.py
 	$(MPIRUN_ENV) /usr/bin/python3 apps/bench/save_cost.py --bin $(BUILD)/bin
+	/usr/bin/python3 apps/bench/levels_bench.py --bin $(BUILD)/bin
 
 # The Doxygen API reference of the public headers into $(BUILD)/docs/html; fails on any
 # warning (docs/Doxyfile: WARN_AS_ERROR).

@@ -181,10 +181,30 @@ void add_ranges(std::vector<PartRange> &out, std::uint64_t offset, std::uint64_t
   }
 }
 
-void seal_part(int fd, const std::string &path, PartInfo &info) {
-  std::vector<std::byte> buf;
-  for (auto &r : info.ranges)
-    r.checksum = range_checksum(fd, r, buf, path);
+void seal_part(int fd, const std::string &path, PartInfo &info, std::vector<std::byte> *packed) {
+  if (packed) {
+    // One pass: the ranges' bytes go straight to their place in the packed form (after its
+    // length word and the trailer, whose size does not depend on the checksums).
+    const std::size_t head = 8 + trailer_words(info).size() * 8;
+    std::uint64_t total = head;
+    for (const auto &r : info.ranges)
+      total += r.bytes;
+    packed->resize(static_cast<std::size_t>(total));
+    std::uint64_t at = head;
+    for (auto &r : info.ranges) {
+      pread_all(fd, packed->data() + at, r.bytes, r.offset, path);
+      r.checksum = formats::checksum(packed->data() + at, static_cast<std::size_t>(r.bytes));
+      at += r.bytes;
+    }
+    const auto w = trailer_words(info);
+    const std::uint64_t words = w.size();
+    std::memcpy(packed->data(), &words, 8);
+    std::memcpy(packed->data() + 8, w.data(), w.size() * 8);
+  } else {
+    std::vector<std::byte> buf;
+    for (auto &r : info.ranges)
+      r.checksum = range_checksum(fd, r, buf, path);
+  }
   const auto w = trailer_words(info);
   const std::uint64_t end = part_end(info);
   pwrite_all(fd, w.data(), w.size() * 8, end, path);
@@ -266,27 +286,6 @@ void verify_part(const PartInfo &part) {
     if (range_checksum(in.fd, r, buf, part.path) != r.checksum)
       throw Error(Errc::corrupt, -1, fmt::format("node-local part {} is damaged: checksum mismatch in bytes {}..{}",
                                                  part.path, r.offset, r.offset + r.bytes));
-}
-
-std::vector<std::byte> pack_part(const PartInfo &part) {
-  Fd in;
-  in.fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (in.fd < 0)
-    throw Error(Errc::io, -1, fmt::format("cannot open {}: {}", part.path, std::strerror(errno)));
-  const auto w = trailer_words(part);
-  std::uint64_t total = 8 + w.size() * 8;
-  for (const auto &r : part.ranges)
-    total += r.bytes;
-  std::vector<std::byte> out(static_cast<std::size_t>(total));
-  const std::uint64_t words = w.size();
-  std::memcpy(out.data(), &words, 8);
-  std::memcpy(out.data() + 8, w.data(), w.size() * 8);
-  std::uint64_t at = 8 + w.size() * 8;
-  for (const auto &r : part.ranges) {
-    pread_all(in.fd, out.data() + at, r.bytes, r.offset, part.path);
-    at += r.bytes;
-  }
-  return out;
 }
 
 PartInfo unpack_part(const std::vector<std::byte> &packed, const std::string &path) {

@@ -204,6 +204,7 @@ void Checkpointer::Impl::commit_local(Pending &p) {
   part.nodes = L.topo.nodes;
   part.path = p.tmp_path.string();
   const fs::path own = L.run_dir / detail::part_name(p.step, rank(), id);
+  std::optional<std::vector<std::byte>> out; // the part as it goes to the partner
   mpi::Status st = mpi::capture(rank(), [&] {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
     for (const auto &e : p.plan.extents)
@@ -236,7 +237,9 @@ void Checkpointer::Impl::commit_local(Pending &p) {
     if (fd < 0)
       throw Error(Errc::io, rank(), fmt::format("cannot open {}: {}", p.tmp_path.string(), std::strerror(errno)));
     try {
-      detail::seal_part(fd, p.tmp_path.string(), part);
+      if (L.topo.partner >= 0)
+        out.emplace();
+      detail::seal_part(fd, p.tmp_path.string(), part, out ? &*out : nullptr);
       if (::fsync(fd) != 0)
         throw Error(errno == ENOSPC ? Errc::no_space : Errc::io, rank(),
                     fmt::format("fsync of {} failed: {}", p.tmp_path.string(), std::strerror(errno)));
@@ -247,9 +250,8 @@ void Checkpointer::Impl::commit_local(Pending &p) {
     ::close(fd);
   });
   // The partner copies. Every rank takes part, also after a failure (it sends nothing).
-  std::optional<std::vector<std::byte>> out;
-  if (st.ok() && L.topo.partner >= 0)
-    st = mpi::capture(rank(), [&] { out = detail::pack_part(part); });
+  if (!st.ok())
+    out.reset();
   const auto in = comm.exchange(out, L.topo.partner, L.topo.partner_of, "sending node-local parts to their partners");
   out.reset();
   fs::path copy_tmp, copy;

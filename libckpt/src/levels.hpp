@@ -55,9 +55,10 @@ void add_ranges(std::vector<PartRange> &out, std::uint64_t offset, std::uint64_t
 
 /// Computes the checksum of every range from the bytes in the open file `fd`, then appends
 /// the trailer after the image (or after the last range, if later), truncating anything
-/// after it. Does not fsync.
+/// after it. Does not fsync. With `packed`, also returns the part packed for the partner
+/// (see unpack_part), from the same one read.
 /// \throws Error(io) naming `path`.
-void seal_part(int fd, const std::string &path, PartInfo &info);
+void seal_part(int fd, const std::string &path, PartInfo &info, std::vector<std::byte> *packed = nullptr);
 
 /// Reads and checks the trailer of the part file at `path`.
 /// \throws Error(corrupt) when it is missing or damaged, Error(io) when unreadable.
@@ -75,9 +76,9 @@ void copy_part(const PartInfo &part, int fd, const std::string &fd_path, bool ve
 /// Reads every range of `part` and checks its checksum. \throws Error(corrupt/io).
 void verify_part(const PartInfo &part);
 
-/// The whole part file as bytes: the ranges' bytes in order, then the trailer (what goes to
-/// the partner); and its inverse, which writes such bytes as a part file at `path`.
-std::vector<std::byte> pack_part(const PartInfo &part);
+/// Writes a part in its packed form (seal_part's: a length word, the trailer, the ranges'
+/// bytes; what goes to the partner) as a part file at `path`, checking every range, and
+/// fsyncs it.
 PartInfo unpack_part(const std::vector<std::byte> &packed, const std::string &path);
 
 /// The node this process runs on: SLURMD_NODENAME, else the host name.
