@@ -421,6 +421,8 @@ def parse_args(argv=None):
     p.add_argument("--capsid", help="path of build/bin/capsid")
     p.add_argument("--fortran-heat", help="path of build/bin/fortran_heat")
     p.add_argument("--pythonpath", help="directory holding the built ckpt Python package")
+    p.add_argument("--cli", help="path of the ckpt command-line tool (build/bin/ckpt)")
+    p.add_argument("--scenario", help="which scenario of a test file with several")
     return p.parse_args(argv)
 
 
@@ -452,3 +454,192 @@ def progress(text):
         else:
             saved.append(int(n))
     return step, saved
+
+
+
+# -- jobs over several nodes (MultiNodeCluster) ------------------------------------------
+JOB_START_LINE = re.compile(r"^ckpt-run\[job \d+ restart (\d+) [^\]]*\]: start on (\S+): SLURM_RESTART_COUNT=(\S+): ")
+JOB_EXIT75_LINE = re.compile(r"^ckpt-run\[.*\]: checkpointed with more work left \(exit 75\)")
+PROGRESS_LINE = re.compile(r"^ckpt: progress (step|saved) (\d+)$")
+RESTORED_LINE = re.compile(r"^ckpt: restored step (\d+) from")
+# Storage levels (CKPT_LOCAL_DIR): where a restore came from, and the lost nodes it names.
+RESTORED_LEVEL_LINE = re.compile(r"^ckpt: restored step (\d+) from (node-local \+ partner copies|node-local copies|"
+                                 r"the shared copy)(?: \(([^)]*)\))?:")
+FLUSHED_LINE = re.compile(r"^ckpt: flushed step (\d+) to (\S+)$")
+WARNING_LINE = re.compile(r"^ckpt: warning: (.*)$")
+STOPPING_LINE = re.compile(r"^ckpt: stopping after step (\d+) \((\w+)")
+RESULT_LINE = re.compile(r"^result: ([0-9a-f]+)$")
+
+
+class JobLog:
+    """A job's output (--open-mode=append) read as it grows, only the new bytes each time,
+    split into allocations (ckpt-run's start line). Per allocation: the batch host,
+    SLURM_RESTART_COUNT as printed, the last step reached, the checkpoints committed, the
+    steps restored and from which level, the flushes to the shared directory, warnings,
+    stops, results, and `events`: those lines in the order they were printed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+        self.allocs = []
+
+    def poll(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self
+        self.offset += len(data)
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        for line in (b.decode(errors="replace") for b in lines):
+            self._line(line)
+        return self
+
+    def _line(self, line):
+        m = JOB_START_LINE.match(line)
+        if m:
+            self.allocs.append({"restart": int(m.group(1)), "host": m.group(2), "count": m.group(3),
+                                "step": -1, "saved": [], "restored": [], "levels": [], "flushed": [],
+                                "warnings": [], "stopped": [], "results": [], "exit75": False, "events": []})
+            return
+        if not self.allocs:
+            return
+        a = self.allocs[-1]
+        m = PROGRESS_LINE.match(line)
+        if m:
+            if m.group(1) == "step":
+                a["step"] = int(m.group(2))
+            else:
+                a["saved"].append(int(m.group(2)))
+                a["events"].append(("saved", int(m.group(2))))
+            return
+        m = RESTORED_LINE.match(line)
+        if m:
+            a["restored"].append(int(m.group(1)))
+            lv = RESTORED_LEVEL_LINE.match(line)
+            # (step, level or None for a line without one, text in parentheses, whole line)
+            a["levels"].append((int(m.group(1)), lv.group(2) if lv else None, (lv.group(3) or "") if lv else "",
+                                line))
+            a["events"].append(("restored", int(m.group(1))))
+            return
+        for key, rx in (("flushed", FLUSHED_LINE), ("stopped", STOPPING_LINE)):
+            m = rx.match(line)
+            if m:
+                a[key].append(int(m.group(1)))
+                a["events"].append((key, int(m.group(1))))
+                return
+        m = WARNING_LINE.match(line)
+        if m:
+            a["warnings"].append(m.group(1))
+            a["events"].append(("warning", m.group(1)))
+            return
+        m = RESULT_LINE.match(line)
+        if m:
+            a["results"].append(m.group(1))
+            return
+        if JOB_EXIT75_LINE.match(line):
+            a["exit75"] = True
+            a["events"].append(("exit75", None))
+
+    def alloc(self, restart):
+        """The allocation of SLURM_RESTART_COUNT `restart` (0 for the first), once started."""
+        self.poll()
+        return next((a for a in self.allocs if a["restart"] == restart), None)
+
+
+def checkpoint_steps(ckdir):
+    """Steps of the checkpoint files (ckpt-<step>.h5) in a directory, oldest first."""
+    return sorted(int(m.group(1)) for f in glob.glob(os.path.join(ckdir, "ckpt-*.h5"))
+                  for m in [re.search(r"ckpt-(\d+)\.h5$", f)] if m)
+
+
+def job_env(ckdir, restart):
+    """Environment that marks the processes of one allocation of a job."""
+    return {"CKPT_DIR": ckdir, "SLURM_RESTART_COUNT": None if restart == 0 else str(restart)}
+
+
+def allocation(c, job, joblog, ckdir, restart, comm="heat", ranks=2):
+    """Waits for allocation `restart` of a job on a MultiNodeCluster to run and checks that
+    it spans two nodes, one rank on each: its NodeList, and the network namespaces of its
+    ranks (processes named `comm`). Returns (nodes, batch host)."""
+    def running():
+        j = c.job(job)
+        return j if j.get("JobState") == "RUNNING" and j.get("Restarts") == str(restart) else None
+
+    info = c.wait_for("allocation %d of job %d to run" % (restart + 1, job), running, 240)
+    nodes = c.hostnames(info["NodeList"])
+    batch = info["BatchHost"]
+    log("allocation %d: NodeList=%s BatchHost=%s" % (restart + 1, info["NodeList"], batch))
+    check(len(nodes) == 2, "allocation %d has nodes %s, expected two" % (restart + 1, nodes))
+
+    def where():
+        pids = processes(job_env(ckdir, restart), comm=comm)
+        w = [c.node_of(p) for p in pids]
+        return w if len(pids) == ranks and None not in w else None
+
+    w = c.wait_for("the %d %s ranks of allocation %d" % (ranks, comm, restart + 1), where, 120, poll=0.1)
+    log("allocation %d: %s ranks run in the network namespaces of %s"
+                     % (restart + 1, comm, " and ".join(sorted(w))))
+    check(sorted(set(w)) == sorted(nodes), "ranks run on %s, the job's NodeList is %s" % (w, nodes))
+    a = c.wait_for("ckpt-run's start line of allocation %d" % (restart + 1), lambda: joblog.alloc(restart), 60)
+    check(a["host"] == batch, "ckpt-run started on %s, BatchHost is %s" % (a["host"], batch))
+    check(a["count"] == ("unset" if restart == 0 else str(restart)),
+          "allocation %d sees SLURM_RESTART_COUNT=%s" % (restart + 1, a["count"]))
+    return nodes, batch
+
+
+def node_local_parts(c, nodes):
+    """{node: [paths of *.part files under its node-local directory, relative to it]}, read
+    from outside (DIR/nodes/NAME is what the node sees as DIR/nodelocal)."""
+    out = {}
+    for n in nodes:
+        base = os.path.join(c.cluster_dir, "nodes", n)
+        out[n] = sorted(os.path.relpath(p, base) for p in glob.glob(os.path.join(base, "**", "*.part"),
+                                                                     recursive=True))
+    return out
+
+
+def kill_mid_interval(c, job, joblog, ckdir, restart, every, victims, ready=None):
+    """Once allocation `restart` commits a checkpoint from now on (and `ready(alloc)` holds,
+    if given), and then gets half-way to the next one, kills the nodes `victims` (one name
+    or a list) hard, one after the other. Returns what the kills hit: the node(s), the job
+    state and step then, the checkpoint files in `ckdir` just before and just after, the
+    checkpoints this allocation committed, and the *.part files on the job's nodes."""
+    if isinstance(victims, str):
+        victims = [victims]
+    seen = len(joblog.alloc(restart)["saved"])
+
+    def committed():
+        a = joblog.alloc(restart)
+        return len(a["saved"]) > seen and (ready is None or ready(a))
+
+    c.wait_for("a checkpoint committed in allocation %d" % (restart + 1), committed, 180, poll=0.02)
+    target = joblog.alloc(restart)["saved"][-1] + every // 2
+    state = c.job(job)["JobState"]  # read now, so that nothing delays the kill once at target
+    c.wait_for("step %d" % target, lambda: joblog.alloc(restart)["step"] >= target, 180, poll=0.02)
+    before = checkpoint_steps(ckdir)
+    parts = node_local_parts(c, c.nodes)
+    for v in victims:
+        c.kill_node(v)
+    after = checkpoint_steps(ckdir)
+    a = joblog.alloc(restart)
+    hit = {"node": victims[0], "nodes": list(victims), "state": state, "step": a["step"], "before": before,
+           "after": after, "saved_here": list(a["saved"]), "flushed_here": list(a["flushed"]),
+           "resumed": (a["restored"] or [0])[0], "parts": parts}
+    log("killed %s in allocation %d at step %d (job %s); checkpoint files in %s before %s after %s"
+                     % (" and ".join(victims), restart + 1, a["step"], state, os.path.basename(ckdir),
+                        before[-1:], after[-1:]))
+    return hit
+
+
+def requeued(c, job, ckdir, restart):
+    """Waits until SLURM requeued the job (Restarts grows) and the processes of allocation
+    `restart` are gone; returns the checkpoint files in `ckdir` then (what the resume may
+    pick from)."""
+    c.wait_for("SLURM to requeue the job", lambda: c.job(job).get("Restarts") == str(restart + 1), 240)
+    c.wait_for("allocation %d's processes to exit" % (restart + 1),
+               lambda: not processes(job_env(ckdir, restart)), 120)
+    return checkpoint_steps(ckdir)

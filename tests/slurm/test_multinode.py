@@ -19,130 +19,9 @@ CKPT_SIGNALS=USR1: the SIGTERM slurmd sends the surviving ranks when SLURM gives
 the allocation kills them at once, as the lost node's ranks were, instead of letting
 them take a last checkpoint. Every action is taken on the job's progress (a checkpoint
 committed, a step reached), never after a guessed delay."""
-import glob
 import os
-import re
 import time
 import harness as h
-
-START_LINE = re.compile(r"^ckpt-run\[job \d+ restart (\d+) [^\]]*\]: start on (\S+): SLURM_RESTART_COUNT=(\S+): ")
-PROGRESS_LINE = re.compile(r"^ckpt: progress (step|saved) (\d+)$")
-RESTORED_LINE = re.compile(r"^ckpt: restored step (\d+) from")
-
-
-class JobLog:
-    """The job's output (--open-mode=append) read as it grows, only the new bytes each
-    time: per allocation (ckpt-run's start line) the batch host, SLURM_RESTART_COUNT, the
-    last step reached, the checkpoints committed and the step restored."""
-
-    def __init__(self, path):
-        self.path = path
-        self.offset = 0
-        self.rest = b""
-        self.allocs = []
-
-    def poll(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return self
-        self.offset += len(data)
-        lines = (self.rest + data).split(b"\n")
-        self.rest = lines.pop()
-        for line in (b.decode(errors="replace") for b in lines):
-            m = START_LINE.match(line)
-            if m:
-                self.allocs.append({"restart": int(m.group(1)), "host": m.group(2), "count": m.group(3),
-                                    "step": -1, "saved": [], "restored": []})
-                continue
-            if not self.allocs:
-                continue
-            a = self.allocs[-1]
-            m = PROGRESS_LINE.match(line)
-            if m and m.group(1) == "step":
-                a["step"] = int(m.group(2))
-            elif m:
-                a["saved"].append(int(m.group(2)))
-            m = RESTORED_LINE.match(line)
-            if m:
-                a["restored"].append(int(m.group(1)))
-        return self
-
-    def alloc(self, restart):
-        """The allocation of SLURM_RESTART_COUNT `restart` (0 for the first), once started."""
-        self.poll()
-        return next((a for a in self.allocs if a["restart"] == restart), None)
-
-
-def committed_steps(ckdir):
-    return sorted(int(m.group(1)) for f in glob.glob(os.path.join(ckdir, "ckpt-*.h5"))
-                  for m in [re.search(r"ckpt-(\d+)\.h5$", f)] if m)
-
-
-def job_env(ckdir, restart):
-    """Environment that marks the processes of one allocation of the job."""
-    return {"CKPT_DIR": ckdir, "SLURM_RESTART_COUNT": None if restart == 0 else str(restart)}
-
-
-def allocation(c, job, log, ckdir, restart):
-    """Waits for allocation `restart` to run and checks that it spans two nodes: its
-    NodeList, and the network namespaces its two heat ranks are in. Returns (nodes,
-    batch host)."""
-    def running():
-        j = c.job(job)
-        return j if j.get("JobState") == "RUNNING" and j.get("Restarts") == str(restart) else None
-
-    info = c.wait_for("allocation %d of job %d to run" % (restart + 1, job), running, 240)
-    nodes = c.hostnames(info["NodeList"])
-    batch = info["BatchHost"]
-    h.log("allocation %d: NodeList=%s BatchHost=%s" % (restart + 1, info["NodeList"], batch))
-    h.check(len(nodes) == 2, "allocation %d has nodes %s, expected two" % (restart + 1, nodes))
-
-    def ranks():
-        pids = h.processes(job_env(ckdir, restart), comm="heat")
-        where = [c.node_of(p) for p in pids]
-        return where if len(pids) == 2 and None not in where else None
-
-    where = c.wait_for("the 2 heat ranks of allocation %d" % (restart + 1), ranks, 120, poll=0.1)
-    h.log("allocation %d: heat ranks run in the network namespaces of %s" % (restart + 1, " and ".join(sorted(where))))
-    h.check(sorted(where) == sorted(nodes), "ranks run on %s, the job's NodeList is %s" % (where, nodes))
-    a = c.wait_for("ckpt-run's start line of allocation %d" % (restart + 1), lambda: log.alloc(restart), 60)
-    h.check(a["host"] == batch, "ckpt-run started on %s, BatchHost is %s" % (a["host"], batch))
-    h.check(a["count"] == ("unset" if restart == 0 else str(restart)),
-            "allocation %d sees SLURM_RESTART_COUNT=%s" % (restart + 1, a["count"]))
-    return nodes, batch
-
-
-def kill_mid_interval(c, job, log, ckdir, restart, every, steps, victim):
-    """Once allocation `restart` commits a checkpoint from now on, and then gets half-way
-    to the next one, kills node `victim` hard. Returns what the kill hit."""
-    seen = len(log.alloc(restart)["saved"])
-    c.wait_for("a checkpoint committed in allocation %d" % (restart + 1),
-               lambda: len(log.alloc(restart)["saved"]) > seen, 180, poll=0.02)
-    target = log.alloc(restart)["saved"][-1] + every // 2
-    state = c.job(job)["JobState"]  # read now, so that nothing delays the kill once at target
-    c.wait_for("step %d" % target, lambda: log.alloc(restart)["step"] >= target, 180, poll=0.02)
-    before = committed_steps(ckdir)
-    c.kill_node(victim)
-    after = committed_steps(ckdir)
-    a = log.alloc(restart)
-    hit = {"node": victim, "state": state, "step": a["step"], "before": before, "after": after,
-           "saved_here": list(a["saved"]), "resumed": (a["restored"] or [0])[0]}
-    h.log("killed %s in allocation %d at step %d (job %s); committed before %s after %s"
-          % (victim, restart + 1, a["step"], state, before[-1:], after[-1:]))
-    return hit
-
-
-def requeued(c, job, ckdir, restart):
-    """Waits until SLURM requeued the job (Restarts grows) and the processes of allocation
-    `restart` are gone; returns the checkpoints on disk then (what the resume picks from)."""
-    c.wait_for("SLURM to requeue the job", lambda: c.job(job).get("Restarts") == str(restart + 1), 240)
-    c.wait_for("allocation %d's processes to exit" % (restart + 1),
-               lambda: not h.processes(job_env(ckdir, restart)), 120)
-    return committed_steps(ckdir)
-
 
 def check_resume(c, log, restart, hit, on_disk, steps):
     """Allocation `restart` resumed from the newest checkpoint committed before the kill
@@ -187,17 +66,17 @@ def main():
                "CKPT_PROGRESS": "1", "OMPI_MCA_btl_tcp_if_include": c.subnet}
         job = c.sbatch(h.HEAT_SBATCH, "--time=10", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--requeue",
                        "--output=" + out, env=env)
-        log = JobLog(out)
+        log = h.JobLog(out)
         ref = None
         hits = []
         try:
             # 1: lose the node that is not the batch host.
-            nodes1, batch1 = allocation(c, job, log, ckdir, 0)
+            nodes1, batch1 = h.allocation(c, job, log, ckdir, 0)
             victim1 = next(x for x in nodes1 if x != batch1)
-            hits.append(kill_mid_interval(c, job, log, ckdir, 0, every, steps, victim1))
+            hits.append(h.kill_mid_interval(c, job, log, ckdir, 0, every, victim1))
             ref = h.Reference(args.heat, n, steps, 2, c.work)  # while SLURM notices the loss
-            on_disk1 = requeued(c, job, ckdir, 0)
-            nodes2, batch2 = allocation(c, job, log, ckdir, 1)
+            on_disk1 = h.requeued(c, job, ckdir, 0)
+            nodes2, batch2 = h.allocation(c, job, log, ckdir, 1)
             third = [x for x in c.nodes if x not in nodes1]
             h.check(victim1 not in nodes2 and sorted(nodes2) == sorted([batch1] + third),
                     "allocation 2 runs on %s, expected the survivor %s and the third node %s"
@@ -206,9 +85,9 @@ def main():
 
             # 2: a fresh node in place of the lost one, then lose the batch host.
             c.revive_node(victim1)
-            hits.append(kill_mid_interval(c, job, log, ckdir, 1, every, steps, batch2))
-            on_disk2 = requeued(c, job, ckdir, 1)
-            nodes3, batch3 = allocation(c, job, log, ckdir, 2)
+            hits.append(h.kill_mid_interval(c, job, log, ckdir, 1, every, batch2))
+            on_disk2 = h.requeued(c, job, ckdir, 1)
+            nodes3, batch3 = h.allocation(c, job, log, ckdir, 2)
             h.check(batch2 not in nodes3 and victim1 in nodes3,
                     "allocation 3 runs on %s, expected the revived %s and not the lost %s" % (nodes3, victim1, batch2))
             r2 = check_resume(c, log, 2, hits[1], on_disk2, steps)
