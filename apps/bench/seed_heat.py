@@ -7,6 +7,7 @@ same solver for the same iterations; methods are interleaved in each round (A B 
 
     mpiexec -n N /usr/bin/python3 apps/bench/seed_heat.py [--n 100,1000] [--rounds 3]
             [--steps 3000] [--steps-big 500] [--every 100] [--dir D] [--json-out F]
+            [--methods M,M,...] [--baseline-python OTHER/build/python]
 
 Methods (each makes its checkpoint durable before the iteration ends, except where said):
 
@@ -23,6 +24,13 @@ Methods (each makes its checkpoint durable before the iteration ends, except whe
     ckpt-sync   ckpt.Checkpointer(mode="sync", every=K): the loop helper cp.steps()
     ckpt-async  ckpt.Checkpointer(mode="async", every=K): save() copies and returns, the
                 write overlaps the next iterations, the commit rides on a later step boundary
+
+--baseline-python DIR adds "ck.save@base", "ckpt-sync@base" and "ckpt-async@base": the same
+methods through the Python layer of another build (DIR/ckpt, e.g. an older commit's
+build/python), loaded as the package `ckpt_baseline` next to this one, in the same process
+and interleaved with this build's methods. The baseline's modules use THIS build's
+extension module (ckpt._ckpt), so this compares the Python layers over the same core; it
+needs an extension with the same interface.
 
 Reported per method (median over rounds; per iteration the slowest rank):
 
@@ -151,13 +159,31 @@ def save_h5py_mpio(h, d, step):
     fsync_file(f)
 
 
-def save_ck(h, d, step):
-    ck.save(comm, {"u": ck.Distributed(h.interior(), (h.y0, 0), (h.n, h.n)), "step": step}, d, step=step,
-            keep=2)
+def save_ck(h, d, step, pkg=ck):
+    pkg.save(comm, {"u": pkg.Distributed(h.interior(), (h.y0, 0), (h.n, h.n)), "step": step}, d,
+             step=step, keep=2)
+
+
+BASE = {}  # "ckpt": the baseline package (--baseline-python)
+
+
+def load_baseline(path):
+    """The Python layer of another build as the package ckpt_baseline, sharing this build's
+    extension module."""
+    import importlib.util
+    pkg_dir = os.path.join(path, "ckpt")
+    sys.modules["ckpt_baseline._ckpt"] = ck._ckpt
+    spec = importlib.util.spec_from_file_location(
+        "ckpt_baseline", os.path.join(pkg_dir, "__init__.py"), submodule_search_locations=[pkg_dir])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ckpt_baseline"] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 PLAIN = {"none": None, "pickle": save_pickle, "np.save": save_npy, "dill": save_dill,
-         "h5py": save_h5py, "h5py-mpio": save_h5py_mpio, "ck.save": save_ck}
+         "h5py": save_h5py, "h5py-mpio": save_h5py_mpio, "ck.save": save_ck,
+         "ck.save@base": lambda h, d, step: save_ck(h, d, step, BASE["ckpt"])}
 
 
 def run_plain(method, n, steps, every, d):
@@ -177,12 +203,12 @@ def run_plain(method, n, steps, every, d):
     return times, total, h.digest()
 
 
-def run_checkpointer(mode, n, steps, every, d):
+def run_checkpointer(mode, n, steps, every, d, pkg=ck):
     """The same solver in ckpt's loop helper, which saves (by its every=K policy) at the
     boundary after each iteration; that boundary is timed with the iteration before it."""
     h = Heat(n)
-    cp = ck.Checkpointer(comm, d, every=every, keep=2, final=False, mode=mode)
-    cp.restore({"u": ck.Distributed(h.interior(), (h.y0, 0), (h.n, h.n))})
+    cp = pkg.Checkpointer(comm, d, every=every, keep=2, final=False, mode=mode)
+    cp.restore({"u": pkg.Distributed(h.interior(), (h.y0, 0), (h.n, h.n))})
     times = np.empty(steps)
     it = iter(cp.steps(steps))
     next(it)  # step 0: nothing done yet
@@ -206,8 +232,10 @@ def run(method, n, steps, every, d):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
     comm.Barrier()
-    if method in ("ckpt-sync", "ckpt-async"):
-        times, total, digest = run_checkpointer(method.split("-")[1], n, steps, every, d)
+    if method.split("@")[0] in ("ckpt-sync", "ckpt-async"):
+        pkg = BASE["ckpt"] if method.endswith("@base") else ck
+        mode = method.split("@")[0].split("-")[1]
+        times, total, digest = run_checkpointer(mode, n, steps, every, d, pkg)
     else:
         times, total, digest = run_plain(method, n, steps, every, d)
     comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)  # per iteration, the slowest rank
@@ -254,15 +282,24 @@ def main():
     ap.add_argument("--methods", default=None, help="comma-separated subset (default: all available)")
     ap.add_argument("--dir", default="/tmp/ckpt-seed-heat")
     ap.add_argument("--json-out", default=None)
+    ap.add_argument("--baseline-python", default=None,
+                    help="another build's python directory: its ck.save and Checkpointer "
+                    "run interleaved as the methods NAME@base")
     a = ap.parse_args()
     os.environ.setdefault("CKPT_QUIET", "1")
-    methods = list(PLAIN) + ["ckpt-sync", "ckpt-async"]
+    methods = [m for m in PLAIN if not m.endswith("@base")] + ["ckpt-sync", "ckpt-async"]
+    if a.baseline_python:
+        BASE["ckpt"] = load_baseline(a.baseline_python)
+        at = methods.index("ck.save") + 1
+        methods[at:at] = ["ck.save@base"]
+        methods += ["ckpt-sync@base", "ckpt-async@base"]
     if a.methods:
         methods = ["none"] + [m for m in a.methods.split(",") if m != "none"]
     missing = {"dill": dill is None, "h5py": h5py is None, "h5py-mpio": h5py is None}
     skipped = [m for m in methods if missing.get(m)]
     methods = [m for m in methods if not missing.get(m)]
-    unknown = [m for m in methods if m not in PLAIN and m not in ("ckpt-sync", "ckpt-async")]
+    unknown = [m for m in methods if m not in PLAIN and m.split("@")[0] not in ("ckpt-sync", "ckpt-async")
+               or m.endswith("@base") and "ckpt" not in BASE]
     if unknown:
         raise SystemExit(f"seed_heat: unknown methods {unknown}")
     results = []
@@ -283,14 +320,15 @@ def main():
         normal = m["none"]["normal"]
         print(f"\nheat {r['n']}x{r['n']}, {r['steps']} iterations, a checkpoint every {r['every']}; "
               f"normal iteration {normal * 1e3:.3f} ms")
-        print(f"{'method':>11} {'ckpt iter / normal':>19} {'per checkpoint':>15} {'overhead':>9}")
+        print(f"{'method':>15} {'ckpt iter / normal':>19} {'per checkpoint':>15} {'overhead':>9}")
         for name, v in m.items():
             if name == "none":
                 continue
-            print(f"{name:>11} {v['ratio']:18.1f}x {v['per_ckpt'] * 1e3:12.3f} ms {v['overhead'] * 100:8.1f}%")
-        if "ck.save" in m and "pickle" in m:
-            print(f"ck.save per checkpoint / pickle + fsync + rename: "
-                  f"{m['ck.save']['per_ckpt'] / m['pickle']['per_ckpt']:.2f}x (target <= 1.2)")
+            print(f"{name:>15} {v['ratio']:18.1f}x {v['per_ckpt'] * 1e3:12.3f} ms {v['overhead'] * 100:8.1f}%")
+        for name in ("ck.save", "ck.save@base"):
+            if name in m and "pickle" in m:
+                print(f"{name} per checkpoint / pickle + fsync + rename: "
+                      f"{m[name]['per_ckpt'] / m['pickle']['per_ckpt']:.2f}x (target <= 1.2)")
 
 
 if __name__ == "__main__":

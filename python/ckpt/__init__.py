@@ -13,7 +13,7 @@ from mpi4py import MPI as _MPI  # noqa: F401  (initialises MPI before the extens
 
 from . import _ckpt
 from ._api import (EXIT_MORE_WORK, Checkpointer, Stopped, StopReason, checkpoint_info,
-                   list_checkpoints, load, save, verify)
+                   list_checkpoints, load, release, save, verify)
 from ._errors import CheckpointError, UnsupportedValueError
 from ._map import map
 from ._objects import register, saveable
@@ -32,7 +32,7 @@ def add_arguments(parser, every: int = 0, dir: str = "checkpoints") -> None:
 
 
 __all__ = [
-    "save", "load", "Distributed", "Grid", "Replicated", "Checkpointer", "StopReason", "map",
+    "save", "load", "release", "Distributed", "Grid", "Replicated", "Checkpointer", "StopReason", "map",
     "register", "saveable", "Stopped",
     "CheckpointError", "UnsupportedValueError", "list_checkpoints", "checkpoint_info",
     "verify", "xxh3_128", "add_arguments", "EXIT_MORE_WORK", "__version__",

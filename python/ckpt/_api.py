@@ -58,6 +58,12 @@ def agree(comm, exc: BaseException | None):
     first = comm.allreduce(bad, op=MPI.MIN)
     if first == comm.size:
         return
+    _raise_first(comm, first, exc)
+
+
+def _raise_first(comm, first: int, exc: BaseException | None):
+    """Collective, after every rank learned that rank `first` is the lowest that failed:
+    every rank raises that rank's error (it is broadcast from there)."""
     if comm.rank == first:
         if isinstance(exc, CheckpointError):
             payload = (exc.code, exc.detail, isinstance(exc, UnsupportedValueError))
@@ -100,13 +106,65 @@ def _on_root(comm, fn, *args):
 
 # --------------------------------------------------------------------------------------
 # save
+#
+# What a save needs agreed beyond what the core checks itself (its block-table gather
+# compares every rank's field names, kinds, dtypes and shapes, and the replicated values)
+# is agreed in ONE all-reduce of a few words (_prepare): whether a rank failed to encode
+# its state, a hash of the state's structure (keys, types, dtypes: the description without
+# values), a hash of the whole description with every plain value inline, whether an array
+# is empty on some rank, whether a cached core session must be (re)opened, and rank 0's
+# next step number. Only when some plain values differ between ranks, or an array is empty
+# somewhere, does a second all-reduce of per-value hashes follow; errors take more
+# collectives to tell every rank the same message.
+
+_INT64_MAX = np.iinfo(np.int64).max
 
 
-def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
+def _hash2(data: bytes) -> tuple[int, int]:
+    """Two 62-bit words of a 128-bit hash: `x` and `-x` both fit an int64, so one MIN
+    all-reduce gives every rank the minimum and the maximum (equal on all ranks iff min ==
+    max)."""
+    d = hashlib.blake2b(data, digest_size=16).digest()
+    return (int.from_bytes(d[:8], "little", signed=True) >> 2,
+            int.from_bytes(d[8:], "little", signed=True) >> 2)
+
+
+def _min_max_words(words) -> list[int]:
+    out = list(words)
+    out.extend(-w for w in words)
+    return out
+
+
+def _all_equal(buf, at: int, n: int) -> bool:
+    """After a MIN all-reduce of _min_max_words(w) (n words) placed at `at`."""
+    return all(buf[at + i] == -buf[at + n + i] for i in range(n))
+
+
+def _field_set(fields):
+    fs = _ckpt.FieldSet()
+    for f in fields:
+        f.register(fs)
+    return fs
+
+
+class _Prepared:
+    """A state encoded for one save: the core's field set (arrays handed without copies),
+    the description (JSON) and what the agreement told every rank."""
+    __slots__ = ("fs", "tree", "fields", "step", "stale")
+
+
+def _prepare(comm, state, extra: dict | None = None, probe=None) -> _Prepared:
     """Collective: flatten the state, agree on its structure and on which plain values are
-    equal on all ranks. Returns (field specs, tree JSON). ``extra``: more entries of the
-    description (the Checkpointer's loop position), which must be equal on all ranks."""
-    def local():
+    equal on all ranks, and build the field set. ``extra``: more entries of the description
+    (the Checkpointer's loop position), which must be equal on all ranks. ``probe()``: local,
+    called on every rank before the agreement; returns (stale, step): whether this rank
+    wants the cached core session reopened (any rank's wish is agreed), and on rank 0 the
+    next step number (or None)."""
+    size, rank = comm.size, comm.rank
+    exc = None
+    flat = root = fs = tree = struct = None
+    empty_here, stale, step = False, False, None
+    try:
         if not isinstance(state, dict):
             raise make_error("invalid_argument", -1,
                              f"save: state must be a dict, got {type(state).__name__}",
@@ -114,28 +172,93 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
         flat = S.Flat()
         with S.deep_recursion("save"):
             root = S.flatten(state, [], [], flat, False)
-        return flat, root
+            # The description has no values yet: what every rank must have the same.
+            struct = S.dumps([root, extra]).encode()
+            # Assume every plain value is the same on all ranks (checked below, with the
+            # whole description): then this is the description rank 0 writes.
+            for node, _, enc, _ in flat.leaves:
+                node["v"] = enc
+            doc = {"ckpt_python": S.format_of(root), "root": root}
+            doc.update(extra or {})
+            tree = S.dumps(doc)
+        empty_here = any(f.array.size == 0 for f in flat.fields)
+        if not empty_here:
+            fs = _field_set(flat.fields)
+        if probe is not None:
+            stale, step = probe()
+    except Exception as e:  # noqa: BLE001 - agreed on and re-raised below
+        exc = e
+    # [0] lowest failing rank, [1] -reopen, [2:6] structure, [6:10] description, [10] -empty
+    # somewhere, [11] rank 0's next step.
+    if exc is None:
+        words = [size, -int(bool(stale))]
+        words += _min_max_words(_hash2(struct))
+        words += _min_max_words(_hash2(tree.encode()))
+        words += [-int(empty_here)]
+    else:
+        words = [rank] + [0] * 10
+    words.append(step if rank == 0 and step is not None else _INT64_MAX)
+    buf = np.array(words, dtype=np.int64)
+    comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MIN)
+    first = int(buf[0])
+    if first < size:
+        _raise_first(comm, first, exc)
+    if not _all_equal(buf, 2, 2):
+        _structure_error(comm, struct)
+    out = _Prepared()
+    out.stale = bool(buf[1])
+    out.step = None if buf[11] == _INT64_MAX else int(buf[11])
+    any_empty = bool(buf[10])
+    fields = flat.fields
+    if any_empty or not _all_equal(buf, 6, 2):
+        fields, tree = _per_rank_values(comm, flat, root, extra)
+        if any_empty:
+            fs = None
+    if fs is None:
+        # An array was empty somewhere: the field set is built now, without the arrays that
+        # are empty on every rank (agreed: this branch is taken on every rank).
+        fs = _run(comm, _field_set, fields)
+    elif len(fields) > len(flat.fields):
+        fields[-1].register(fs)   # the per-rank values
+    out.fs, out.tree, out.fields = fs, tree, fields
+    return out
 
-    flat, root = _run(comm, local)
-    with S.deep_recursion("save"):
-        struct = S.dumps([S.structure_of(root), extra]).encode()
+
+def _structure_error(comm, struct: bytes):
+    """Collective, when the structure hashes differ: the lowest rank whose structure differs
+    from rank 0's, named in the same error on every rank."""
     sig = hashlib.blake2b(struct, digest_size=16).digest()
     ref_sig = comm.bcast(sig if comm.rank == 0 else None, root=0)
     differs = comm.allreduce(comm.rank if ref_sig != sig else comm.size, op=MPI.MIN)
-    if differs != comm.size:
-        raise make_error("invalid_argument", differs,
-                         f"save: the state on rank {differs} has different keys, value types, "
-                         "array dtypes or dimensions than on rank 0; every rank must pass the "
-                         "same structure (values may differ; sets of the same size, the same "
-                         "objects shared)")
-    # Arrays that are empty on every rank are described in the tree instead of becoming
-    # zero-size datasets (the core cannot write those yet).
-    sizes = np.array([f.array.size for f in flat.fields], dtype=np.int64)
-    if len(sizes):
-        comm.Allreduce(MPI.IN_PLACE, sizes, op=MPI.SUM)
+    raise make_error("invalid_argument", differs,
+                     f"save: the state on rank {differs} has different keys, value types, "
+                     "array dtypes or dimensions than on rank 0; every rank must pass the "
+                     "same structure (values may differ; sets of the same size, the same "
+                     "objects shared)")
+
+
+def _per_rank_values(comm, flat, root, extra):
+    """Collective (one all-reduce): which plain values are equal on every rank (inline in
+    the description) and which differ (one JSON list per rank in the per-rank field), and
+    which arrays are empty on every rank (described in the tree instead of becoming
+    zero-size datasets, which the core cannot write yet). Returns (fields, description)."""
+    leaves = flat.leaves
+    words = []
+    for _, _, enc, _ in leaves:
+        words += _min_max_words(_hash2(S.dumps(enc).encode()))
+    for f in flat.fields:
+        words.append(-int(f.array.size > 0))
+        words += _min_max_words(_hash2(S.dumps(list(f.user_shape)).encode()))
+    buf = np.array(words, dtype=np.int64)
+    if len(buf):
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MIN)
+    same = [_all_equal(buf, 4 * i, 2) for i in range(len(leaves))]
     kept = []
-    for f, total in zip(flat.fields, sizes):
-        if total:
+    at = 4 * len(leaves)
+    for f in flat.fields:
+        nonempty, eq = bool(buf[at]), _all_equal(buf, at + 1, 2)
+        at += 5
+        if nonempty:
             kept.append(f)
             continue
         node = f.node
@@ -143,33 +266,27 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
         ident = {k: node[k] for k in ("id",) if k in node}
         node.clear()
         node.update({"t": "emptyarray", "dtype": dts}, **ident)
-        flat.leaves.append((node, f.path, list(f.user_shape), f.kind == "replicated"))
-    flat.fields = kept
-    encs = [S.dumps(enc).encode() for _, _, enc, _ in flat.leaves]
-    digests = [hashlib.blake2b(e, digest_size=16).digest() for e in encs]
-    ref = comm.bcast(digests if comm.rank == 0 else None, root=0)
-    if len(ref) != len(digests):
-        raise make_error("internal", -1, "save: ranks disagree on the number of values")
-    same = np.array([d == r for d, r in zip(digests, ref)], dtype=np.int32)
-    if len(same):
-        comm.Allreduce(MPI.IN_PLACE, same, op=MPI.MIN)
+        leaves.append((node, f.path, list(f.user_shape), f.kind == "replicated"))
+        same.append(eq)
     per_rank_values = []
-    for (node, path, enc, forced), eq in zip(flat.leaves, same):
+    for (node, path, enc, forced), eq in zip(leaves, same):
         if eq:
             node["v"] = enc
-        elif forced:
+            continue
+        node.pop("v", None)
+        if forced:
             where = path if isinstance(path, str) else S.show_path(path)
             raise make_error("invalid_argument", -1,
                              f"save: {where} is inside ckpt.Replicated but differs "
                              "between ranks; store it without Replicated to keep one value "
                              "per rank")
-        else:
-            node["r"] = len(per_rank_values)
-            per_rank_values.append(enc)
-    fields = list(flat.fields)
+        node["r"] = len(per_rank_values)
+        per_rank_values.append(enc)
+    fields = kept
     if per_rank_values:
-        blob = np.frombuffer(S.dumps(per_rank_values).encode(), dtype=np.uint8).copy()
-        fields.append(S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values"))
+        # Read-only is fine for a save: the core only reads it (and copies it when async).
+        blob = np.frombuffer(S.dumps(per_rank_values).encode(), dtype=np.uint8)
+        fields = kept + [S.FieldSpec(S.LOCAL_FIELD, "per_rank", blob, "per-rank values")]
     doc = {"ckpt_python": S.format_of(root), "root": root}
     doc.update(extra or {})
     with S.deep_recursion("save"):
@@ -177,33 +294,111 @@ def _prepare(comm, state, extra: dict | None = None) -> tuple[list, str]:
     return fields, tree
 
 
-def _write(comm, fields, tree, path, step, time, *, keep=None, explicit=(), mode=None,
-           quiet=None):
-    with _env_removed(explicit):
-        core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], mode=mode, quiet=quiet)
-    try:
-        _save_with(core, comm, fields, tree, step, time)
-        core.wait()  # with CKPT_MODE=async: committed (or its error raised) before returning
-    finally:
-        core.close()
-    return os.path.join(path, _ckpt.checkpoint_file_name(int(step)))
-
-
-def _save_with(core, comm, fields, tree, step, time):
-    """Saves the fields, handed to the core session as this save's field set (collective)."""
-    def field_set():
-        fs = _ckpt.FieldSet()
-        for f in fields:
-            f.register(fs)
-        if len(tree) <= S.MAX_INLINE_TREE:
-            core.metadata(S.TREE_KEY, tree)
-        else:
-            fs.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8).copy())
-            core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
-        return fs
+def _save_with(core, prep: _Prepared, step, time):
+    """Saves the prepared state through a core session (collective); the field set is
+    handed to this save only."""
+    tree = prep.tree
+    if len(tree) <= S.MAX_INLINE_TREE:
+        core.metadata(S.TREE_KEY, tree)
+    else:
+        # The core only reads it (a read-only view of the encoded bytes, no copy).
+        prep.fs.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8))
+        core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
     # On return every rank sees the directory as rank 0 left it (pruned too): the core's
     # commit ends with an agreement that rank 0 enters after its last file operation.
-    core.save(int(step), float(time), fields=_run(comm, field_set))
+    core.save(int(step), float(time), fields=prep.fs)
+
+
+# --------------------------------------------------------------------------------------
+# The core sessions of ck.save
+#
+# ck.save keeps one core session per communicator between calls, for the directory of
+# its last call: opening one costs a communicator duplicate, the directory lock, a scan
+# for stale temp files and the job's environment (SLURM) on every call otherwise. It is
+# closed (1) when ck.save is called on that communicator with another directory, other
+# options (keep) or another CKPT_* environment, or when rank 0 finds the directory (or
+# its lock file) replaced; (2) before ck.load, a ck.Checkpointer or ck.release opens or
+# names that directory in this process (the lock would refuse them); (3) after a failed
+# save; (4) at exit. Whether to reopen is agreed in the save's one all-reduce, so all
+# ranks open and close together. A session of ck.save has no save pending (every call
+# waits for its commit), so closing it makes no MPI call but freeing its duplicated
+# communicator.
+
+
+class _SaveSession:
+    __slots__ = ("comm", "key", "real", "ident", "core")
+
+    def close(self):
+        core, self.core = self.core, None
+        if core is not None:
+            core.close()
+
+
+_save_sessions: list[_SaveSession] = []
+
+
+def _env_key() -> tuple:
+    """The environment a core session reads when it opens (CKPT_*, SLURM_RESTART_COUNT)."""
+    data = getattr(os.environ, "_data", None)
+    if data is None:  # pragma: no cover - not CPython's os.environ
+        data = {k.encode(): v.encode() for k, v in os.environ.items()}
+    return tuple(sorted(kv for kv in data.items()
+                        if kv[0][:5] == b"CKPT_" or kv[0] == b"SLURM_RESTART_COUNT"))
+
+
+def _dir_ident(path: str):
+    """The directory and its lock file as rank 0 sees them (None when missing)."""
+    try:
+        d = os.stat(path)
+        lk = os.stat(os.path.join(path, ".lock"))
+    except OSError:
+        return None
+    return d.st_dev, d.st_ino, lk.st_dev, lk.st_ino
+
+
+def _session_for(comm) -> _SaveSession | None:
+    for s in _save_sessions:
+        if s.comm is comm:
+            return s
+    return None
+
+
+def _drop(session: _SaveSession):
+    if session in _save_sessions:
+        _save_sessions.remove(session)
+    session.close()
+
+
+def _close_sessions_of(*paths):
+    """Closes the cached ck.save sessions that hold one of these directories (local to this
+    process; see above)."""
+    if not _save_sessions:
+        return
+    reals = {os.path.realpath(p) for p in paths if p}
+    for s in list(_save_sessions):
+        if s.real in reals:
+            _drop(s)
+
+
+def _close_unreachable():
+    """Closes the sessions of communicators that were freed, or that the program no longer
+    references (only this list does): no later ck.save can name them again."""
+    for s in list(_save_sessions):
+        if s.comm == MPI.COMM_NULL or sys.getrefcount(s.comm) <= 2:
+            _drop(s)
+
+
+def release(path=None) -> None:
+    """Closes the core session that ``ck.save`` keeps between calls for ``path`` (every
+    such session when None), which frees its directory lock, so that another job can use
+    the directory while this one goes on. Not needed otherwise: the next ``ck.save`` with
+    another directory, ``ck.load`` and ``ck.Checkpointer`` of that directory, and the end
+    of the program close it. Collective over the communicators that saved there."""
+    if path is None:
+        for s in list(_save_sessions):
+            _drop(s)
+    else:
+        _close_sessions_of(os.fspath(path))
 
 
 def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | None = None,
@@ -214,20 +409,51 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
     ``step`` the step number (default: one past the newest checkpoint in the directory);
     ``keep`` how many checkpoints to keep (default 3, or ``$CKPT_KEEP``; 0 keeps all).
     Returns the path of the committed file. Raises CheckpointError.
+
+    The core session (and the directory's lock) is kept for the next call on the same
+    communicator and directory; see ``ck.release``.
     """
     _check_comm(comm)
-    explicit = [n for n, v in (("CKPT_DIR", path), ("CKPT_KEEP", keep)) if v is not None]
+    explicit = tuple(n for n, v in (("CKPT_DIR", path), ("CKPT_KEEP", keep)) if v is not None)
     path = default_path(path)
-    fields, tree = _prepare(comm, state)
-    if step is None:
-        def next_step():
+    key = (os.path.abspath(path), keep, _quiet, explicit, _env_key())
+    session = _session_for(comm)
+
+    def probe():
+        stale = session is None or session.key != key
+        if comm.rank == 0 and not stale:
+            stale = _dir_ident(path) != session.ident
+        next_step = None
+        if step is None and comm.rank == 0:
             entries = _ckpt.list_checkpoints(path) if os.path.isdir(path) else []
-            return entries[0][0] + 1 if entries else 0
-        step = _on_root(comm, next_step)
+            next_step = entries[0][0] + 1 if entries else 0
+        return stale, next_step
+
+    prep = _prepare(comm, state, probe=probe)
+    if step is None:
+        step = prep.step
     if int(step) < 0:
         raise make_error("invalid_argument", -1, f"save: step {step} is negative")
-    return _write(comm, fields, tree, path, step, time, keep=keep, explicit=explicit,
-                  quiet=_quiet)
+    if prep.stale:  # agreed: every rank (re)opens
+        if session is not None:
+            _drop(session)
+        session = None
+        _close_sessions_of(path)
+        _close_unreachable()
+        with _env_removed(explicit):
+            core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], quiet=_quiet)
+        session = _SaveSession()
+        session.comm, session.key, session.core = comm, key, core
+        session.real = os.path.realpath(path)
+        session.ident = _dir_ident(path) if comm.rank == 0 else None
+        _save_sessions.append(session)
+    try:
+        _save_with(session.core, prep, step, time)
+        session.core.wait()  # with CKPT_MODE=async: committed (or its error raised) before returning
+    except BaseException:
+        _drop(session)  # the next call starts from a new session, as after any failure
+        raise
+    return os.path.join(path, _ckpt.checkpoint_file_name(int(step)))
 
 
 # --------------------------------------------------------------------------------------
@@ -706,6 +932,8 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None, doc_out=
     if like is not None and not isinstance(like, dict):
         raise TypeError("ckpt.load: like= must be a dict (a state of templates)")
     path = default_path(path)
+    if core is None:
+        _close_sessions_of(path)  # a session ck.save kept there holds the directory's lock
 
     def listing():
         if not os.path.isdir(path):
@@ -818,6 +1046,8 @@ class Checkpointer:
         self._args = dict(every=int(every or 0), seconds=float(seconds or 0.0), keep=keep,
                           final=final, mode=mode)
         self._dir = default_path(path)
+        # A session that ck.save kept for this directory holds its lock (CKPT_DIR wins).
+        _close_sessions_of(self._dir, os.environ.get("CKPT_DIR"))
         self._core = self._new_core()
         _live.add(self)
         opts = self._core.options()
@@ -861,10 +1091,10 @@ class Checkpointer:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
-        fields, tree = _prepare(self.comm, self.state, self._position_doc())
+        prep = _prepare(self.comm, self.state, self._position_doc())
         # The core waits for an async save still in flight (commits it or raises its error)
         # before this one; this one's write then overlaps the next steps.
-        _save_with(self._core, self.comm, fields, tree, step, self.time)
+        _save_with(self._core, prep, step, self.time)
         return os.path.join(self.path, _ckpt.checkpoint_file_name(step))
 
     def steps(self, total: int):
@@ -1052,3 +1282,10 @@ def _close_all():
             cp.close()
         except Exception as e:  # noqa: BLE001 - exiting anyway; say why the save is missing
             print(f"ckpt: warning: closing a Checkpointer at exit failed: {e}", file=sys.stderr)
+    # The sessions ck.save kept (nothing pending in them: each call waited for its commit).
+    for s in list(_save_sessions):
+        try:
+            _drop(s)
+        except Exception as e:  # noqa: BLE001
+            print(f"ckpt: warning: closing the session of ck.save at exit failed: {e}",
+                  file=sys.stderr)
