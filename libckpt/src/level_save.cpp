@@ -378,8 +378,8 @@ void Checkpointer::Impl::flush_finish(bool must) {
 // checked, before the program is told it may exit. Then the node-local files are no longer
 // needed and are removed.
 void Checkpointer::Impl::flush_final() {
-  if (!levels)
-    return;
+  if (!levels || levels->last_step < 0)
+    return; // nothing node-local since the last flush (the same on every rank: no collective)
   auto &L = *levels;
   if (L.flushing >= 0 && L.flushing != L.last_step)
     flush_finish(false);
