@@ -52,7 +52,7 @@ std::string read_string(const std::vector<std::uint64_t> &w, std::size_t &at) {
   return s;
 }
 
-// The step of the newest node-local save recorded in CKPT_DIR/ckpt-stats.jsonl (its last
+// The step of the last node-local save recorded in CKPT_DIR/ckpt-stats.jsonl (in its last
 // 64 KiB), or -1: what a restore should find unless nodes were lost.
 std::int64_t newest_recorded_local(const fs::path &shared) {
   FILE *f = std::fopen((shared / "ckpt-stats.jsonl").c_str(), "r");
@@ -71,7 +71,7 @@ std::int64_t newest_recorded_local(const fs::path &shared) {
     if (line.find("\"event\":\"save\"") == std::string::npos || line.find("\"level\":\"node-local\"") == std::string::npos ||
         s == std::string::npos)
       continue;
-    step = std::max<std::int64_t>(step, std::strtoll(line.c_str() + s + 7, nullptr, 10));
+    step = std::strtoll(line.c_str() + s + 7, nullptr, 10); // the last one: this timeline's newest
   }
   return step;
 }
@@ -101,6 +101,8 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
     return result;
   // Says so when a newer node-local checkpoint was committed than anything found.
   auto report_lost = [&](std::int64_t seen) {
+    if (recorded > newest_shared && recorded > seen)
+      result.lost = recorded;
     if (recorded > newest_shared && recorded > seen)
       warn(fmt::format("the newest node-local checkpoint, step {} (recorded in {}), cannot be rebuilt: no node of "
                        "this allocation holds its parts or their partner copies (the nodes that held them are lost); "
@@ -257,6 +259,8 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
     result.origin = level;
     return result;
   }
+  if (recorded > newest_shared)
+    result.lost = recorded; // sets were found, none could be rebuilt
   return result;
 }
 

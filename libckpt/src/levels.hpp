@@ -105,6 +105,9 @@ std::filesystem::path local_run_dir(const std::filesystem::path &local, const st
 struct RebuildResult {
   std::optional<std::string> file;
   std::string origin;
+  /// A node-local checkpoint newer than anything in `shared` was committed (ckpt-stats.jsonl
+  /// says so) but none newer could be rebuilt: its step, else -1.
+  std::int64_t lost = -1;
 };
 RebuildResult rebuild_from_local(const mpi::Comm &comm, const std::filesystem::path &shared,
                                  const std::filesystem::path &local,

@@ -101,8 +101,9 @@ std::optional<std::int64_t> restore_with_fallback(
     const std::function<std::int64_t(const std::string &)> &restore_one,
     const std::function<void(const std::string &)> &warn, const std::string &local_dir,
     const std::function<void(const std::string &)> &log) {
+  std::int64_t lost = -1; // a node-local checkpoint that could not be rebuilt
   if (!local_dir.empty())
-    rebuild_from_local(comm, dir, local_dir, warn, log ? log : warn);
+    lost = rebuild_from_local(comm, dir, local_dir, warn, log ? log : warn).lost;
   // Rank 0 lists the directory; everyone walks the same list.
   std::string listing;
   mpi::agree(comm, mpi::capture(comm.rank(), [&] {
@@ -153,7 +154,7 @@ std::optional<std::int64_t> restore_with_fallback(
     for (const auto &f : set_aside_files(dir))
       aside += "\n  " + f;
   aside = comm.bcast(aside, 0, "listing set-aside checkpoints");
-  if (files.empty() && aside.empty())
+  if (files.empty() && aside.empty() && lost < 0)
     return std::nullopt;
   if (fresh) {
     warn(fmt::format("no checkpoint in {} can be restored; starting from scratch as CKPT_FRESH=1 asks "
@@ -161,6 +162,12 @@ std::optional<std::int64_t> restore_with_fallback(
                      dir, aside));
     return std::nullopt;
   }
+  if (files.empty() && aside.empty())
+    throw Error(Errc::no_valid_checkpoint, 0,
+                fmt::format("restore: node-local checkpoints up to step {} were committed, but no node of this "
+                            "allocation holds a complete set of their parts, and {} holds no checkpoint (none was "
+                            "flushed): refusing to start from scratch; set CKPT_FRESH=1 (or Options::fresh) to do so",
+                            lost, dir));
   if (files.empty())
     throw Error(Errc::no_valid_checkpoint, 0,
                 fmt::format("restore: {} holds no valid checkpoint, only checkpoints set aside as damaged by "

@@ -20,6 +20,9 @@ Cases:
   stop         SIGUSR1: the job stops with exit 75 once the stop checkpoint is flushed to
                CKPT_DIR (ckpt verify passes) and the node-local files are removed; the
                next run resumes from the shared copy and ends equal.
+  all_lost     no flush yet and both nodes lost: the restart refuses to start from scratch
+               (Errc::no_valid_checkpoint) and says why; with CKPT_FRESH=1 it starts over
+               and ends equal.
   async        partner with CKPT_MODE=async.
   python       partner with apps/heat.py (the Python bindings).
 Every interruption is chosen from the job's progress lines, never from a delay.
@@ -101,7 +104,7 @@ def main():
     check(rc == 0 and ref is not None, f"uninterrupted run ({rc}, {ref})")
 
     extra = ("CKPT_FLUSH_EVERY=2",) if a.case == "both_lost" else ()
-    first_nodes = [("nodeA", 1), ("nodeB", 1)] if a.case in ("both_lost", "damaged", "stop") else \
+    first_nodes = [("nodeA", 1), ("nodeB", 1)] if a.case in ("both_lost", "all_lost", "damaged", "stop") else \
                   [("nodeA", 2), ("nodeB", 2)]
     job = mpijob.Job(argv(first_nodes, extra_env=extra), env=env)
 
@@ -143,11 +146,11 @@ def main():
     check(landed, f"the kill landed mid-run (step {job.killed_at}, saved {job.saved[-3:]})")
     last_saved = max(job.saved)
     before = shared_steps()
-    if a.case != "both_lost":
+    if a.case not in ("both_lost",):
         check(before == [], f"no checkpoint in CKPT_DIR before the restart ({before})")
 
     # Lose nodes: their node-local directories go.
-    lost = ["nodeA", "nodeB"] if a.case == "both_lost" else ["nodeA"]
+    lost = ["nodeA", "nodeB"] if a.case in ("both_lost", "all_lost") else ["nodeA"]
     for node in lost:
         shutil.rmtree(os.path.join(work, node), ignore_errors=True)
     if a.case == "damaged":
@@ -160,7 +163,7 @@ def main():
             f.seek(-1, 1)
             f.write(bytes([b[0] ^ 0xFF]))
 
-    if a.cli and a.case != "both_lost":
+    if a.cli and a.case not in ("both_lost", "all_lost"):
         # The node-local layout is a file of its own kind: ckpt verify checks it.
         for part in parts("nodeB"):
             v = subprocess.run([a.cli, "verify", part], capture_output=True, text=True)
@@ -170,6 +173,19 @@ def main():
             else:
                 check(v.returncode == 0 and "node-local part of step" in v.stdout,
                       f"ckpt verify passes on {os.path.basename(part)} ({v.stdout.strip()})")
+
+    if a.case == "all_lost":
+        refused = mpijob.Job(argv([("nodeC", 1), ("nodeD", 1)]), env=env)
+        rc = refused.wait()
+        log = "\n".join(refused.err)
+        check(rc != 0 and "refusing to start from scratch" in log,
+              f"the restart refuses a silent fresh start ({rc}: {log[-300:]})")
+        check(f"node-local checkpoints up to step {last_saved}" in log, "and names the lost checkpoint")
+        fresh = mpijob.Job(argv([("nodeC", 1), ("nodeD", 1)], extra_env=("CKPT_FRESH=1",)), env=env)
+        rc = fresh.wait()
+        check(fresh.restored == "none", f"with CKPT_FRESH=1 it starts from scratch ({fresh.restored})")
+        check(rc == 0 and result(fresh) == ref, f"identical result ({rc}, {result(fresh)} vs {ref})")
+        return finish(work, failures)
 
     second = {"partner": [("nodeB", 2), ("nodeC", 2)], "async": [("nodeB", 2), ("nodeC", 2)],
               "python": [("nodeB", 2), ("nodeC", 2)],
