@@ -961,7 +961,9 @@ def _load(comm, path, step, like, keep_wrappers, quiet=None, core=None, doc_out=
         loaded["r"] = (state, info["step"], info["time"])
         return info["step"]
 
-    if _ckpt.restore_newest(comm, path, restore_one) is None:
+    # A Checkpointer's node-local storage (its option); else CKPT_LOCAL_DIR.
+    local_dir = core.options()["local_dir"] if core is not None else None
+    if _ckpt.restore_newest(comm, path, restore_one, local_dir=local_dir) is None:
         return None
     return loaded["r"]
 
@@ -1034,17 +1036,23 @@ class Checkpointer:
     signals (SIGUSR1, SIGTERM by default) and the job's time limit make the loop save and
     end early. With ``exit_on_stop=True`` the loop then exits the program with status
     ckpt.EXIT_MORE_WORK (75) on every rank (``SystemExit``), which is what a batch script
-    wants: the job is requeued and resumes. Collective over comm.
+    wants: the job is requeued and resumes. ``local_dir`` (CKPT_LOCAL_DIR) puts every
+    checkpoint on node-local storage with a copy on a partner node, and ``flush_every``
+    (CKPT_FLUSH_EVERY) flushes every K-th to ``path`` (a stop and the end always do; see
+    docs/user-guide.md). Collective over comm.
     """
 
     def __init__(self, comm, path=None, every: int | None = None, seconds: float | None = None,
                  keep: int | None = None, *, final: bool = True, mode: str | None = None,
-                 exit_on_stop: bool = False):
+                 exit_on_stop: bool = False, local_dir: str | None = None,
+                 flush_every: int | None = None):
         _check_comm(comm)
         self.exit_on_stop = exit_on_stop
         self.comm = comm
         self._args = dict(every=int(every or 0), seconds=float(seconds or 0.0), keep=keep,
-                          final=final, mode=mode)
+                          final=final, mode=mode,
+                          local_dir=None if local_dir is None else os.fspath(local_dir),
+                          flush_every=flush_every)
         self._dir = default_path(path)
         # A session that ck.save kept for this directory holds its lock (CKPT_DIR wins).
         _close_sessions_of(self._dir, os.environ.get("CKPT_DIR"))
