@@ -322,7 +322,9 @@ def _save_with(core, prep: _Prepared, step, time):
 # save; (4) at exit. Whether to reopen is agreed in the save's one all-reduce, so all
 # ranks open and close together. A session of ck.save has no save pending (every call
 # waits for its commit), so closing it makes no MPI call but freeing its duplicated
-# communicator.
+# communicator. A session with node-local storage (CKPT_LOCAL_DIR) is not kept: closing it
+# flushes the checkpoint to the directory (collectively), which ck.save does before it
+# returns, as before.
 
 
 class _SaveSession:
@@ -450,6 +452,10 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
     try:
         _save_with(session.core, prep, step, time)
         session.core.wait()  # with CKPT_MODE=async: committed (or its error raised) before returning
+        if session.core.options().get("local_dir"):
+            # Node-local storage (CKPT_LOCAL_DIR): closing the session flushes the checkpoint
+            # to `path` (collective), which ck.save promises on return; not kept.
+            _drop(session)
     except BaseException:
         _drop(session)  # the next call starts from a new session, as after any failure
         raise

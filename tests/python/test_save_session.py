@@ -168,3 +168,16 @@ def test_sessions_of_dropped_communicators_are_closed(comm, shared_dir):
     assert len(_api._save_sessions) <= n + 1   # the last one may still be kept
     ck.release()
     assert _api._save_sessions == []
+
+
+def test_node_local_storage_is_flushed_by_every_call(comm, shared_dir, monkeypatch):
+    # With CKPT_LOCAL_DIR a session writes node-local parts and flushes to the directory
+    # when it closes: ck.save closes it at once, so the file is in the directory on return.
+    monkeypatch.setenv("CKPT_LOCAL_DIR", os.path.join(shared_dir, "local"))
+    d = os.path.join(shared_dir, "shared")
+    for k in range(2):
+        f = ck.save(comm, state(comm, k), d)
+        assert os.path.exists(f)
+        if comm.rank == 0:
+            assert not lock_held(d)
+    assert ck.load(comm, d)["k"] == 1
