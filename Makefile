@@ -22,9 +22,11 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900 -LE cluster
 
 # The multi-node tests (ctest label `cluster`): a SLURM cluster of several nodes, one network
-# namespace each, on this machine. Needs root; CI runs it after `make test`.
+# namespace each, on this machine. Needs root; CI runs it after `make test`. Two at a time:
+# each test starts its own cluster (slurm_multinode runs alone, RUN_SERIAL); about 4 minutes
+# on 2 cores, 6-7 one at a time.
 test-cluster: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 900 -L cluster
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900 -L cluster
 
 # The benchmarks of docs/performance.md: the seed experiment (heat 100x100 and 1000x1000, a
 # checkpoint every 100 iterations, ckpt against pickle, np.save, dill, h5py) on 1 and 4
