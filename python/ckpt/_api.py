@@ -328,7 +328,7 @@ def _save_with(core, prep: _Prepared, step, time):
 
 
 class _SaveSession:
-    __slots__ = ("comm", "key", "real", "ident", "core")
+    __slots__ = ("comm", "key", "real", "ident", "core", "local")
 
     def close(self):
         core, self.core = self.core, None
@@ -448,11 +448,12 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
         session.comm, session.key, session.core = comm, key, core
         session.real = os.path.realpath(path)
         session.ident = _dir_ident(path) if comm.rank == 0 else None
+        session.local = bool(core.options().get("local_dir"))
         _save_sessions.append(session)
     try:
         _save_with(session.core, prep, step, time)
         session.core.wait()  # with CKPT_MODE=async: committed (or its error raised) before returning
-        if session.core.options().get("local_dir"):
+        if session.local:
             # Node-local storage (CKPT_LOCAL_DIR): closing the session flushes the checkpoint
             # to `path` (collective), which ck.save promises on return; not kept.
             _drop(session)
