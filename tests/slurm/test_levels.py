@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """Storage levels (CKPT_LOCAL_DIR, CKPT_FLUSH_EVERY) on a 3-node cluster (one network
-namespace per node, slurm/cluster.sh start --nodes 3; 4 nodes for `both`). A job of an app's sbatch template
-runs with -N 2 --ntasks=2 --ntasks-per-node=1 --requeue, every checkpoint written to the
-node-local directory of its node (DIR/nodelocal, a different directory on every node)
-with a copy on a partner rank on the other node. One scenario per run (--scenario):
+namespace per node, slurm/cluster.sh start --nodes 3; 4 nodes for `both`). A job of an
+app's sbatch template runs with -N 2 --ntasks=2 --ntasks-per-node=1 --requeue, every
+checkpoint written to the node-local directory of its node (DIR/nodelocal, a different
+directory on every node) with a copy on a partner rank on the other node. One scenario
+per run (--scenario):
 
 partner  (--app heat, heat-py or capsid) CKPT_FLUSH_EVERY=0: nothing reaches the shared
          CKPT_DIR before the end. Half-way between two checkpoints, the node that is not
          the batch host is lost (cluster.sh kill-node: link down, every process SIGKILLed,
-         node-local storage wiped). SLURM requeues the job by itself onto the survivor and
-         the third node. The job resumes from the newest checkpoint committed before the
-         loss, rebuilt from the survivor's own part and its copy of the lost node's part:
-         the restore line says "node-local + partner copies" and names the lost node, the
-         shared directory held no checkpoint before the restart and holds the rebuilt
-         ckpt-N.h5 after it. The result is bit for bit the uninterrupted run's.
+         node-local storage wiped); `ckpt verify` passes the survivor's two parts of the
+         newest checkpoint (its own and the partner copy). SLURM requeues the job by
+         itself onto the survivor and the third node. The job resumes from the newest
+         checkpoint committed before the loss, rebuilt from the survivor's own part and
+         its copy of the lost node's part: the restore line says "node-local + partner
+         copies" and names the lost node, the shared directory held no checkpoint before
+         the restart and holds the rebuilt ckpt-N.h5 after it. The result is bit for bit
+         the uninterrupted run's, and the end of the run flushes its last checkpoint.
 both     (heat, on a 4-node cluster) CKPT_FLUSH_EVERY=2: every second checkpoint is also
          flushed to CKPT_DIR. After a checkpoint newer than the newest flush, both nodes of
          the job are lost, so no copy of any part of it is left. SLURM requeues the job
@@ -34,6 +37,7 @@ when SLURM gives up on an allocation kills them at once, as the lost node's rank
 instead of letting them stop with a checkpoint (and a flush). Every action is taken on the
 job's progress (CKPT_PROGRESS lines: a checkpoint committed, a step reached, a flush
 published) or state, never after a guessed delay."""
+import glob
 import os
 import time
 import harness as h
@@ -142,6 +146,22 @@ def check_end(c, job, jl, info, expected, allocs):
     h.check(got == [expected], "result %s differs from the uninterrupted run's %s" % (got, expected))
 
 
+def verify_parts(c, cli, node, step):
+    """`ckpt verify` passes every node-local part of checkpoint `step` that `node` holds
+    (its own rank's and the partner copy). Called right after the other node was lost:
+    nothing on `node` can commit or remove a checkpoint then (a commit needs every rank),
+    and the requeued job cannot start before SLURM has noticed the loss."""
+    base = os.path.join(c.cluster_dir, "nodes", node)
+    parts = sorted(glob.glob(os.path.join(base, "**", "ckpt-%012d-*.part" % step), recursive=True))
+    h.log("node-local parts of step %d on %s: %s" % (step, node, [os.path.basename(p) for p in parts]))
+    h.check(len(parts) == 2, "%s holds %d parts of step %d, expected 2 (its rank's and the partner copy)"
+            % (node, len(parts), step))
+    for p in parts:
+        r = c.run(cli, "verify", p, check_rc=False)
+        h.log("ckpt verify: rc %d: %s" % (r.returncode, (r.stdout + r.stderr).strip()))
+        h.check(r.returncode == 0, "ckpt verify %s failed (%d): %s %s" % (p, r.returncode, r.stdout, r.stderr))
+
+
 def node_local_left(c):
     """What the node-local directories hold once the job is done (for the log): the files
     under each, and the directories without files."""
@@ -168,6 +188,8 @@ def scenario_partner(args, c):
         nodes1, batch1 = h.allocation(c, job, jl, ckdir, 0, comm=app.comm)
         victim = next(x for x in nodes1 if x != batch1)
         hit = h.kill_mid_interval(c, job, jl, ckdir, 0, app.every, victim)
+        if args.cli:
+            verify_parts(c, args.cli, batch1, hit["saved_here"][-1])
         ref = app.reference(c)  # while SLURM notices the loss
         on_disk = h.requeued(c, job, ckdir, 0)
         a1 = jl.alloc(0)  # complete: its processes are gone
