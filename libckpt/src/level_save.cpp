@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -263,28 +264,27 @@ void Checkpointer::Impl::commit_local(Pending &p) {
         throw Error(Errc::internal, rank(), fmt::format("rank {} sent the part of step {}, not {}", L.topo.partner_of, q.step, p.step));
       copy = L.run_dir / detail::part_name(q.step, q.rank, q.id);
     });
+  // Each rank puts its part and the copy it keeps under their final names before the
+  // agreement, so that when rank 0 reports the checkpoint saved, every part and copy of it
+  // is in place on its node. A set is used by a restore only when all its parts are found.
+  if (st.ok())
+    st = mpi::capture(rank(), [&] {
+      detail::fault_point("rename", rank());
+      if (::rename(p.tmp_path.c_str(), own.c_str()) != 0)
+        throw Error(Errc::io, rank(), fmt::format("cannot rename {}: {}", p.tmp_path.string(), std::strerror(errno)));
+      if (!copy.empty() && ::rename(copy_tmp.c_str(), copy.c_str()) != 0)
+        throw Error(Errc::io, rank(), fmt::format("cannot rename {}: {}", copy_tmp.string(), std::strerror(errno)));
+      detail::fsync_path(L.run_dir.string(), true);
+    });
   try {
     mpi::agree(comm, st);
   } catch (...) {
-    ::unlink(p.tmp_path.c_str());
-    if (!copy_tmp.empty())
-      ::unlink(copy_tmp.c_str());
+    // Failed somewhere: this save's parts here are of no use (an incomplete set).
+    for (const fs::path *f : std::array<const fs::path *, 4>{&p.tmp_path, &copy_tmp, &own, &copy})
+      if (!f->empty())
+        ::unlink(f->c_str());
     throw;
   }
-  // Committed on every rank. A rename that fails leaves this copy missing (the other one
-  // remains): a warning, not an error.
-  std::vector<std::string> problems;
-  if (::rename(p.tmp_path.c_str(), own.c_str()) != 0)
-    problems.push_back(fmt::format("cannot rename {}: {}", p.tmp_path.string(), std::strerror(errno)));
-  if (!copy.empty() && ::rename(copy_tmp.c_str(), copy.c_str()) != 0)
-    problems.push_back(fmt::format("cannot rename {}: {}", copy_tmp.string(), std::strerror(errno)));
-  try {
-    detail::fsync_path(L.run_dir.string(), true);
-  } catch (const Error &e) {
-    problems.push_back(e.detail());
-  }
-  for (const auto &w : problems)
-    std::fprintf(stderr, "ckpt: warning: rank %d: %s\n", rank(), w.c_str());
   // Keep this checkpoint and the one before; everything else in the run directory (older
   // saves, saves of an abandoned timeline, temp files of killed saves) goes.
   const std::int64_t prev = L.last_step;
