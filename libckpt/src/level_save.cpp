@@ -188,8 +188,8 @@ void Checkpointer::Impl::open_levels() {
 
 // The node-local commit of a save every rank has written: rank 0 writes the checksums into
 // its part (the metadata), each rank seals its part (ranges, checksums, trailer) and fsyncs
-// it, sends it to its partner and writes and fsyncs the part it receives; one agreement,
-// then every rank renames both into place. Then the older node-local checkpoints are
+// it, sends it to its partner and writes and fsyncs the part it receives, renames both into
+// place; then one agreement. Then the older node-local checkpoints are
 // removed (the newest two are kept) and every CKPT_FLUSH_EVERY-th one is flushed.
 void Checkpointer::Impl::commit_local(Pending &p) {
   auto &L = *levels;
