@@ -18,8 +18,12 @@ build: deps
 demo: build
 	/usr/bin/python3 apps/demo.py --bin $(BUILD)/bin
 
+# Everything, including the storage-level tests on a 3-node cluster (slurm_levels_*, label
+# cluster). slurm_multinode (requeue twice, no levels) stays in test-cluster only: it
+# crashed once in 13 runs with a segfault in rank 0 before ckpt's first line, not explained
+# yet (see docs/slurm.md).
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900 -LE cluster
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900 -E '^slurm_multinode$$'
 
 # The multi-node tests (ctest label `cluster`): a SLURM cluster of several nodes, one network
 # namespace each, on this machine. Needs root; CI runs it after `make test`. Two at a time:

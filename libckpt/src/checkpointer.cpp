@@ -114,6 +114,7 @@ Checkpointer::~Checkpointer() {
     impl_->warn(fmt::format("the newest node-local checkpoint was not flushed to {}: {}", impl_->dir.string(), e.detail()));
   } catch (...) {
   }
+  impl_->close_levels();
   if (impl_->handlers)
     detail::uninstall_stop_handlers();
 }

@@ -398,4 +398,17 @@ void Checkpointer::Impl::flush_final() {
   L.last_step = -1;
 }
 
+// When the session ends: a run directory that holds no part any more goes (local, no MPI;
+// any rank of the node may be the one whose removal succeeds).
+void Checkpointer::Impl::close_levels() noexcept {
+  if (!levels)
+    return;
+  std::error_code ec;
+  for (const auto &e : fs::directory_iterator(levels->run_dir, ec))
+    if (part_step(e.path().filename().string()) >= 0)
+      return;
+  fs::remove(levels->run_dir / "shared-dir", ec);
+  fs::remove(levels->run_dir, ec);
+}
+
 } // namespace ckpt

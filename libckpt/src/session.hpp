@@ -240,6 +240,7 @@ struct Checkpointer::Impl {
   void flush_start();
   void flush_finish(bool must);
   void flush_final();
+  void close_levels() noexcept;
 };
 
 } // namespace ckpt

@@ -28,6 +28,7 @@ Cases:
 Every interruption is chosen from the job's progress lines, never from a delay.
 """
 import argparse
+import glob
 import os
 import random
 import re
@@ -217,6 +218,8 @@ def main():
               "the checkpoint was rebuilt into CKPT_DIR")
     check(rc == 0 and result(resumed) == ref, f"identical result ({rc}, {result(resumed)} vs {ref})")
     check(all(not parts(n) for n, _ in second), "node-local files removed at the end of the run")
+    left = [d for n, _ in second for d in glob.glob(os.path.join(work, n, "ckpt-run-*"))]
+    check(not left, f"and the run directories with them ({left})")
     return finish(work, failures)
 
 
