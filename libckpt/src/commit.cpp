@@ -190,19 +190,22 @@ void Checkpointer::Impl::commit(Pending &p) {
   //    checkpoints up to this step (failures there only warn). The agreement that ends
   //    on_root returns once rank 0 is done, so when save (or the commit) returns every rank
   //    sees the directory as rank 0 left it.
+  //    With node-local storage, the node-local commit instead (level_save.cpp).
   std::vector<std::string> prune_warnings;
   if (levels) {
     commit_local(p);
-  } else try {
-    on_root([&] {
-      formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
-      detail::fsync_path(tmp_path.string(), false);
-      detail::publish(dir, tmp_path, final_name);
-      prune_warnings = detail::prune(dir, opts.keep, step);
-    });
-  } catch (...) {
-    cleanup_tmp();
-    throw;
+  } else {
+    try {
+      on_root([&] {
+        formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
+        detail::fsync_path(tmp_path.string(), false);
+        detail::publish(dir, tmp_path, final_name);
+        prune_warnings = detail::prune(dir, opts.keep, step);
+      });
+    } catch (...) {
+      cleanup_tmp();
+      throw;
+    }
   }
   for (const auto &w : prune_warnings)
     warn(w);
