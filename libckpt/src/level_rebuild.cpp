@@ -101,15 +101,15 @@ RebuildResult rebuild_from_local(const mpi::Comm &comm, const fs::path &shared, 
     return result;
   // Says so when a newer node-local checkpoint was committed than anything found.
   auto report_lost = [&](std::int64_t seen) {
-    if (recorded > newest_shared && recorded > seen)
-      result.lost = recorded;
-    if (recorded > newest_shared && recorded > seen)
-      warn(fmt::format("the newest node-local checkpoint, step {} (recorded in {}), cannot be rebuilt: no node of "
-                       "this allocation holds its parts or their partner copies (the nodes that held them are lost); "
-                       "{}",
-                       recorded, (shared / "ckpt-stats.jsonl").string(),
-                       newest_shared >= 0 ? fmt::format("restoring step {} from {}", newest_shared, shared.string())
-                                          : std::string("no older checkpoint is in ") + shared.string()));
+    if (recorded <= newest_shared || recorded <= seen)
+      return;
+    result.lost = recorded;
+    warn(fmt::format("the newest node-local checkpoint, step {} (recorded in {}), cannot be rebuilt: no node of "
+                     "this allocation holds its parts or their partner copies (the nodes that held them are lost); "
+                     "{}",
+                     recorded, (shared / "ckpt-stats.jsonl").string(),
+                     newest_shared >= 0 ? fmt::format("restoring step {} from {}", newest_shared, shared.string())
+                                        : std::string("no older checkpoint is in ") + shared.string()));
   };
 
   // What every rank's node holds, and where every rank of this run is.
