@@ -44,6 +44,8 @@ from mpi4py import MPI
 import ckpt as ck
 from ckpt import _ckpt
 
+from seed_heat import load_baseline  # the same loader as the seed experiment
+
 N_COUNTERS = 6  # collective, icollective, fsync, rename, h5create, h5open (count_calls.c)
 NAMES = ("collectives", "icollectives", "fsyncs", "renames", "h5_creates", "h5_opens")
 
@@ -60,20 +62,6 @@ def counter_reader():
         fn(buf, N_COUNTERS)
         return np.array(buf[:], dtype=np.int64)
     return read
-
-
-def load_baseline(path):
-    """The Python layer of another build as the package ckpt_baseline, sharing this build's
-    extension module."""
-    import importlib.util
-    pkg_dir = os.path.join(path, "ckpt")
-    sys.modules["ckpt_baseline._ckpt"] = _ckpt
-    spec = importlib.util.spec_from_file_location(
-        "ckpt_baseline", os.path.join(pkg_dir, "__init__.py"), submodule_search_locations=[pkg_dir])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ckpt_baseline"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main():

@@ -35,6 +35,18 @@ MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
 
 
+def run_counted(cmd, env, timeout):
+    """Runs one measuring job (its ranks preloaded with the counting library) and returns
+    the JSON row its last output line holds."""
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        sys.exit(f"save_cost.py: {' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    if not row.get("counted"):
+        sys.exit("save_cost.py: the counting library was not preloaded into the ranks")
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,13 +73,7 @@ def main():
     def run(exe, p, mode):
         cmd = ["mpiexec", "-n", str(p), "-x", "LD_PRELOAD=" + lib, exe, "--n", str(a.n),
                "--saves", str(a.saves), "--mode", mode, "--dir", a.dir]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            sys.exit(f"save_cost.py: {' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
-        row = json.loads(r.stdout.strip().splitlines()[-1])
-        if not row.get("counted"):
-            sys.exit("save_cost.py: the counting library was not preloaded into the ranks")
-        return row
+        return run_counted(cmd, env, 600)
 
     builds = {"this": exe}
     if a.baseline:
@@ -126,13 +132,7 @@ def python_main(a, root):
         cmd = ["mpiexec", "-n", str(p), "-x", "LD_PRELOAD=" + lib, "-x", "PYTHONPATH=" + pypath,
                "-x", "PYTHONDONTWRITEBYTECODE=1", "/usr/bin/python3", worker, "--n", str(a.n),
                "--saves", str(a.saves), "--dir", a.dir] + (["--baseline-python", base] if base else [])
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if r.returncode != 0:
-            sys.exit(f"save_cost.py: {' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
-        row = json.loads(r.stdout.strip().splitlines()[-1])
-        if not row.get("counted"):
-            sys.exit("save_cost.py: the counting library was not preloaded into the ranks")
-        return row
+        return run_counted(cmd, env, 900)
 
     runs = {}
     for _ in range(a.rounds):
