@@ -80,12 +80,8 @@ std::vector<std::uint64_t> trailer_words(const PartInfo &p) {
   for (const auto &r : p.ranges)
     w.insert(w.end(), {r.offset, r.bytes, r.checksum});
   w.push_back(p.nodes.size());
-  for (const auto &n : p.nodes) {
-    w.push_back(n.size());
-    const std::size_t at = w.size();
-    w.resize(at + (n.size() + 7) / 8, 0);
-    std::memcpy(w.data() + at, n.data(), n.size());
-  }
+  for (const auto &n : p.nodes)
+    append_string(w, n);
   w.push_back(formats::checksum(w.data(), w.size() * 8));
   w.push_back(w.size()); // words before this one
   w.push_back(magic_end);
@@ -312,6 +308,20 @@ PartInfo unpack_part(const std::vector<std::byte> &packed, const std::string &pa
     throw Error(io_code(errno), -1, fmt::format("fsync of {} failed: {}", path, std::strerror(errno)));
   p.path = path;
   return p;
+}
+
+void append_string(std::vector<std::uint64_t> &w, const std::string &s) {
+  w.push_back(s.size());
+  const std::size_t at = w.size();
+  w.resize(at + (s.size() + 7) / 8, 0);
+  std::memcpy(w.data() + at, s.data(), s.size());
+}
+
+std::string read_string(const std::vector<std::uint64_t> &w, std::size_t &at) {
+  const std::size_t len = static_cast<std::size_t>(w.at(at++));
+  std::string s(reinterpret_cast<const char *>(w.data() + at), len);
+  at += (len + 7) / 8;
+  return s;
 }
 
 std::string node_name() {

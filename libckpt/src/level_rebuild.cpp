@@ -38,20 +38,6 @@ struct Held {
   std::size_t index;  // in the holder's own list
 };
 
-void append_string(std::vector<std::uint64_t> &w, const std::string &s) {
-  w.push_back(s.size());
-  const std::size_t at = w.size();
-  w.resize(at + (s.size() + 7) / 8, 0);
-  std::memcpy(w.data() + at, s.data(), s.size());
-}
-
-std::string read_string(const std::vector<std::uint64_t> &w, std::size_t &at) {
-  const std::size_t len = static_cast<std::size_t>(w.at(at++));
-  std::string s(reinterpret_cast<const char *>(w.data() + at), len);
-  at += (len + 7) / 8;
-  return s;
-}
-
 // The step of the last node-local save recorded in CKPT_DIR/ckpt-stats.jsonl (in its last
 // 64 KiB), or -1: what a restore should find unless nodes were lost.
 std::int64_t newest_recorded_local(const fs::path &shared) {

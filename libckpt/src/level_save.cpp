@@ -23,25 +23,16 @@ namespace ckpt {
 
 namespace detail {
 
-namespace {
-
-std::vector<std::uint64_t> pack_string(const std::string &s) {
-  std::vector<std::uint64_t> w{s.size()};
-  w.resize(1 + (s.size() + 7) / 8, 0);
-  std::memcpy(w.data() + 1, s.data(), s.size());
-  return w;
-}
-
-} // namespace
-
 Topology make_topology(const mpi::Comm &comm) {
   Topology t;
   std::vector<std::uint64_t> starts;
-  const auto all = comm.allgatherv(pack_string(node_name()), &starts, "gathering the node of every rank");
+  std::vector<std::uint64_t> mine;
+  append_string(mine, node_name());
+  const auto all = comm.allgatherv(mine, &starts, "gathering the node of every rank");
   const int n = comm.size();
   for (int r = 0; r < n; ++r) {
-    const std::size_t at = static_cast<std::size_t>(starts[static_cast<std::size_t>(r)]);
-    t.nodes.emplace_back(reinterpret_cast<const char *>(all.data() + at + 1), static_cast<std::size_t>(all[at]));
+    std::size_t at = static_cast<std::size_t>(starts[static_cast<std::size_t>(r)]);
+    t.nodes.push_back(read_string(all, at));
   }
   // Ranks dealt round-robin over the nodes (local index, then node), so that neighbours in
   // this order run on different nodes; each rank's copy goes `shift` places further. The

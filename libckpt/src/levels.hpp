@@ -81,6 +81,11 @@ void verify_part(const PartInfo &part);
 /// fsyncs it.
 PartInfo unpack_part(const std::vector<std::byte> &packed, const std::string &path);
 
+/// A string as words of a message: its length, then its bytes (8 per word); and back,
+/// advancing `at`.
+void append_string(std::vector<std::uint64_t> &w, const std::string &s);
+std::string read_string(const std::vector<std::uint64_t> &w, std::size_t &at);
+
 /// The node this process runs on: SLURMD_NODENAME, else the host name.
 std::string node_name();
 
