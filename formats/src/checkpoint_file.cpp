@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <type_traits>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+// The checksum of HDF5 metadata (Jenkins' lookup3): exported by libhdf5 (since 1.8.7) but
+// declared only in its private headers.
+extern "C" std::uint32_t H5_checksum_metadata(const void *data, std::size_t len, std::uint32_t initval);
 
 namespace ckpt::formats {
 
@@ -210,14 +215,11 @@ CheckpointInfo info_for(const Header &header, const std::vector<FieldWrite> &fie
 
 } // namespace
 
-Layout create_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields) {
-  h5::silence_errors();
-  Layout layout;
-  layout.created = iso_utc_now();
-  const CheckpointInfo info = info_for(header, fields, layout.created);
+namespace {
 
+// The file access properties of a checkpoint (both drivers): alignment, HDF5 1.8 structures.
+h5::Handle checkpoint_fapl(const std::vector<FieldWrite> &fields) {
   h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "creating file access properties");
-  h5::check(H5Pset_fapl_sec2(fapl), "selecting the sec2 driver");
   // Datasets of 64 KiB or more start on a page (4 KiB) boundary, so that large ones are
   // written and read with O_DIRECT from their first byte; smaller objects are packed. The
   // file stays within a few KiB of the payload (a 1 MiB alignment made a 2 MiB state a
@@ -228,6 +230,24 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
   // parsed (HDF5 1.10 crashes on some damaged 1.6-style headers; tests/faults/).
   // The image view of a grid of fewer than 3 dimensions is a virtual dataset, the one
   // object that needs the HDF5 1.10 format; everything else stays at 1.8.
+  bool virtual_view = false;
+  for (const auto &f : fields)
+    if (f.grid) {
+      virtual_view = image_needs_virtual(f.shape);
+      break;
+    }
+  h5::check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, virtual_view ? H5F_LIBVER_V110 : H5F_LIBVER_V18),
+            "choosing the HDF5 file format (1.8; 1.10 for a virtual image view)");
+  return fapl;
+}
+
+// Every attribute, dataset and table of format v1 in `file`, the raw data regions allocated
+// early and not written. `final`: the block checksums (in `fields[i].blocks`) and the header
+// checksum are written as they are; otherwise zeros, for finish_file to fill in.
+Layout lay_out(hid_t file, const std::string &path, const CheckpointInfo &info, const std::vector<FieldWrite> &fields,
+               bool final) {
+  Layout layout;
+  layout.created = info.created;
   std::vector<ImageArray> image;
   const Grid *grid = nullptr;
   for (const auto &f : fields)
@@ -235,10 +255,6 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
       image.push_back({f.name, f.shape, f.dtype});
       grid = &*f.grid;
     }
-  const bool virtual_view = !image.empty() && image_needs_virtual(image.front().shape);
-  h5::check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, virtual_view ? H5F_LIBVER_V110 : H5F_LIBVER_V18),
-            "choosing the HDF5 file format (1.8; 1.10 for a virtual image view)");
-  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fmt::format("creating {}", path));
 
   write_attr_string(file, "ckpt_format", info.format);
   const std::int32_t version[2] = {format_major, format_minor};
@@ -252,8 +268,8 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
   write_attr_string(file, "ckpt_checksum", info.checksum_algorithm);
   for (const auto &[k, v] : info.metadata)
     write_attr_string(file, ("meta." + k).c_str(), v);
-  const std::uint64_t placeholder = 0; // finish_file writes the real header checksum
-  write_attr(file, "ckpt_header_checksum", H5T_NATIVE_UINT64, &placeholder, 0);
+  const std::uint64_t hsum = final ? header_checksum(info) : 0; // else finish_file writes it
+  write_attr(file, "ckpt_header_checksum", H5T_NATIVE_UINT64, &hsum, 0);
 
   h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), "creating dataset properties");
   h5::check(H5Pset_layout(dcpl, H5D_CONTIGUOUS), "choosing contiguous layout");
@@ -280,8 +296,11 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
     auto table = block_table(info.fields[i], width);
     const std::uint64_t nb = f.blocks.size();
     write_table(g, "blocks", H5T_NATIVE_INT64, table.data(), {nb, width}, true, H5P_DEFAULT);
-    std::vector<std::uint64_t> zeros(nb, 0);
-    write_table(g, "checksums", H5T_NATIVE_UINT64, zeros.data(), {nb}, true, H5P_DEFAULT);
+    std::vector<std::uint64_t> sums(nb, 0);
+    if (final)
+      for (std::size_t b = 0; b < nb; ++b)
+        sums[b] = f.blocks[b].checksum;
+    write_table(g, "checksums", H5T_NATIVE_UINT64, sums.data(), {nb}, true, H5P_DEFAULT);
     if (f.kind == Kind::per_rank) {
       const std::uint64_t lnd = f.blocks.empty() ? 0 : f.blocks[0].local_shape.size();
       const std::int32_t lnd32 = static_cast<std::int32_t>(lnd);
@@ -298,8 +317,83 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
   meta.close();
   if (grid)
     write_image_view(file, image, image_geometry(*grid), "");
+  return layout;
+}
+
+} // namespace
+
+Layout create_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields) {
+  h5::silence_errors();
+  const CheckpointInfo info = info_for(header, fields, iso_utc_now());
+  h5::Handle fapl = checkpoint_fapl(fields);
+  h5::check(H5Pset_fapl_sec2(fapl), "selecting the sec2 driver");
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fmt::format("creating {}", path));
+  Layout layout = lay_out(file, path, info, fields, false);
   file.close();
   return layout;
+}
+
+namespace {
+
+// HDF5 1.10's H5Fget_file_image clears the superblock's "file open for write" flag in the
+// image but leaves the checksum computed with the flag set, so HDF5 then refuses the file
+// ("incorrect metadata checksum"). The superblock (version 2 or 3, 8-byte addresses): 12
+// bytes of signature, versions, sizes and flags (the flags at byte 11), four addresses,
+// then the checksum of those 44 bytes. This recomputes it, after checking that the stored
+// one is what HDF5 computed with the flag set (an HDF5 that fixed this needs nothing).
+void clear_open_flag(std::byte *image, std::uint64_t size) {
+  constexpr std::size_t flags_at = 11, sum_at = 44;
+  if (size < sum_at + 4 || std::memcmp(image, "\x89HDF\r\n\x1a\n", 8) != 0 || (image[8] != std::byte{2} && image[8] != std::byte{3}) ||
+      image[9] != std::byte{8})
+    throw Error(Errc::hdf5, -1, "the checkpoint image from HDF5 does not start with the expected superblock");
+  std::uint32_t stored = 0;
+  std::memcpy(&stored, image + sum_at, 4);
+  if (H5_checksum_metadata(image, sum_at, 0) == stored)
+    return;
+  std::array<std::byte, sum_at> open{};
+  std::memcpy(open.data(), image, sum_at);
+  open[flags_at] |= std::byte{1};
+  if (H5_checksum_metadata(open.data(), sum_at, 0) != stored)
+    throw Error(Errc::hdf5, -1, "the superblock checksum of the checkpoint image from HDF5 is not the expected one");
+  const std::uint32_t fixed = H5_checksum_metadata(image, sum_at, 0);
+  std::memcpy(image + sum_at, &fixed, 4);
+}
+
+} // namespace
+
+std::uint64_t build_image(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
+                          Layout &layout) {
+  h5::silence_errors();
+  const CheckpointInfo info = info_for(header, fields, iso_utc_now());
+  std::uint64_t payload = 0;
+  for (const auto &f : fields)
+    payload += volume(f.shape) * dtype_size(f.dtype);
+  h5::Handle fapl = checkpoint_fapl(fields);
+  // In memory only (no backing store): the file grows in steps of the payload + 64 KiB.
+  h5::check(H5Pset_fapl_core(fapl, static_cast<std::size_t>(payload + (64 << 10)), false), "selecting the core driver");
+  // A name unique in this process: HDF5 refuses to create a file that is open.
+  static std::atomic<std::uint64_t> images{0};
+  const std::string name = fmt::format("ckpt-image-{}-{}", ::getpid(), images++);
+  h5::Handle file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating a checkpoint image in memory");
+  layout = lay_out(file, name, info, fields, true);
+  h5::check(H5Fflush(file, H5F_SCOPE_LOCAL), "flushing the checkpoint image");
+  const ssize_t n = H5Fget_file_image(file, nullptr, 0);
+  if (n < 0)
+    throw Error(Errc::hdf5, -1, "cannot get the size of the checkpoint image");
+  // The raw data regions end the file; the image HDF5 returns may stop before the last one
+  // (never written), so the size is the larger of both.
+  std::uint64_t size = static_cast<std::uint64_t>(n);
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    if (layout.data_offset[i] != Layout::no_offset)
+      size = std::max(size, layout.data_offset[i] + volume(fields[i].shape) * dtype_size(fields[i].dtype));
+  image.reserve(std::max<std::uint64_t>(size, 1));
+  if (H5Fget_file_image(file, image.data(), static_cast<std::size_t>(n)) != n)
+    throw Error(Errc::hdf5, -1, "cannot copy the checkpoint image");
+  file.close();
+  clear_open_flag(image.data(), static_cast<std::uint64_t>(n));
+  // Alignment gaps and unwritten data regions: zeros, so that a file is a function of its contents.
+  std::memset(image.data() + n, 0, static_cast<std::size_t>(size - static_cast<std::uint64_t>(n)));
+  return size;
 }
 
 void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,

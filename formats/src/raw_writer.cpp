@@ -282,6 +282,25 @@ void snapshot(const WritePlan &plan, Staging &staging) {
   }
 }
 
+std::vector<std::uint64_t> pack_plan(const WritePlan &plan, std::byte *dst) {
+  Hashes h(plan.nfields);
+  for (const Extent &e : plan.extents) {
+    Cursor c{e.runs};
+    c.copy(dst, e.bytes);
+    if (plan.hashed[e.field])
+      h.update(e.field, dst, e.bytes);
+    dst += e.bytes;
+  }
+  return h.digests(plan);
+}
+
+void place_plan(const WritePlan &plan, std::byte *image) {
+  for (const Extent &e : plan.extents) {
+    Cursor c{e.runs};
+    c.copy(image + e.file_offset, e.bytes);
+  }
+}
+
 std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePlan &plan, const Staging &staging) {
   Fds fds(path, std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; }));
   Hashes h(plan.nfields);

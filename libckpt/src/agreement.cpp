@@ -36,11 +36,10 @@ formats::Layout layout_from_message(const std::vector<std::uint64_t> &m) {
 
 } // namespace
 
-// 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells
-//    every rank where each dataset's data lies.
-std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(std::int64_t step, double time, double t0,
-                                                                              const std::vector<formats::FieldWrite> &writes) {
-  const int n = comm.size();
+// A save about to be written: its step, names and header (the same for both ways of writing
+// it), and the iteration statistics since the previous save.
+std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::new_pending(std::int64_t step, double time, double t0,
+                                                                             const std::vector<formats::FieldWrite> &writes) {
   auto p = std::make_unique<Pending>();
   p->step = step;
   p->time = time;
@@ -52,12 +51,30 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(st
   p->tmp_path = dir / ("." + p->final_name + ".tmp");
   // With node-local storage every rank writes its own part there (level_save.cpp); rank 0's
   // is the file with all the metadata.
-  const fs::path space_dir = levels ? levels->run_dir : dir;
   if (levels)
     p->tmp_path = levels->run_dir / fmt::format(".ckpt-{:012d}-r{:06d}.part.tmp", step, rank());
-  p->header = formats::Header{step, time, n, metadata};
+  p->header = formats::Header{step, time, comm.size(), metadata};
   for (const auto &w : writes)
     p->payload += volume(w.shape) * dtype_size(w.dtype);
+  p->iter = take_iteration_stats();
+  return p;
+}
+
+std::string Checkpointer::Impl::take_iteration_stats() {
+  std::string s;
+  if (history.iter_count > 0)
+    s = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", history.iter_count,
+                    history.iter_sum / double(history.iter_count));
+  history.iter_sum = 0;
+  history.iter_count = 0;
+  return s;
+}
+
+// 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells
+//    every rank where each dataset's data lies.
+std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::agree_layout(std::unique_ptr<Pending> p,
+                                                                              const std::vector<formats::FieldWrite> &writes) {
+  const fs::path space_dir = levels ? levels->run_dir : dir;
   {
     // Rank 0's outcome, then (when it succeeded) the layout: the creation time recorded in
     // the file and each dataset's data offset.

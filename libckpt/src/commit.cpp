@@ -145,9 +145,12 @@ namespace ckpt {
 
 // The collective commit of a save whose data every rank has written.
 void Checkpointer::Impl::commit(Pending &p) {
+  if (p.small) {
+    commit_small(p);
+    return;
+  }
   const std::int64_t step = p.step;
   const std::string &final_name = p.final_name;
-  const fs::path &final_path = p.final_path;
   const fs::path &tmp_path = p.tmp_path;
   const int n = comm.size();
   auto cleanup_tmp = [&] {
@@ -209,7 +212,12 @@ void Checkpointer::Impl::commit(Pending &p) {
   }
   for (const auto &w : prune_warnings)
     warn(w);
+  committed(p, durable, blocked);
+}
 
+void Checkpointer::Impl::committed(const Pending &p, double durable, double blocked) {
+  const std::int64_t step = p.step;
+  const int n = comm.size();
   // Counted once committed: a failed save leaves the statistics (and every=auto) as they were.
   stats.saves++;
   stats.bytes += p.payload;
@@ -229,7 +237,7 @@ void Checkpointer::Impl::commit(Pending &p) {
     const double dur = p.mode == Mode::sync ? secs : durable;
     const std::string where = levels ? fmt::format("node-local{} in {}", levels->topo.partner >= 0 || levels->topo.partner_of >= 0 ? " + partner" : "",
                                                    levels->run_dir.string())
-                                     : final_path.string();
+                                     : p.final_path.string();
     const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
     if (p.mode == Mode::sync)
       log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
@@ -242,7 +250,7 @@ void Checkpointer::Impl::commit(Pending &p) {
                              "\"gbps\":{:.4f},\"mode\":\"{}\"{}{},\"file\":{}}}",
                              step, p.time, now(), n, p.payload, blocked, dur, gbps,
                              p.mode == Mode::sync ? "sync" : "async", p.iter,
-                             levels ? ",\"level\":\"node-local\"" : "", detail::json_string(final_name)));
+                             levels ? ",\"level\":\"node-local\"" : "", detail::json_string(p.final_name)));
   }
 }
 

@@ -106,6 +106,8 @@ Options Options::with_env() const {
     o.local_dir = v;
   if (auto v = env("CKPT_FLUSH_EVERY"))
     o.flush_every = static_cast<int>(to_int("CKPT_FLUSH_EVERY", v, 0));
+  if (auto v = env("CKPT_SMALL_BYTES"))
+    o.small_bytes = static_cast<std::uint64_t>(to_int("CKPT_SMALL_BYTES", v, 0));
   if (auto v = env("CKPT_MTBF"))
     o.mtbf_seconds = to_double("CKPT_MTBF", v);
   return o;

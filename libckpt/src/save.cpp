@@ -1,5 +1,6 @@
 // A save: the entry points, and this rank's block tables, gathered to every rank and
-// checked (plan.cpp). Then agreement.cpp (the layout), write.cpp (the data), commit.cpp.
+// checked (plan.cpp). Then a small state goes to save_small.cpp; a larger one to
+// agreement.cpp (the layout), write.cpp (the data), commit.cpp.
 #include "session.hpp"
 
 #include "commit.hpp"
@@ -30,7 +31,13 @@ void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t ste
   if (step < 0)
     throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
   std::vector<formats::FieldWrite> writes = block_tables(fields, step);
-  auto p = agree_layout(step, time, t0, writes);
+  auto p = new_pending(step, time, t0, writes);
+  // Every rank decides alike: the payload comes from the agreed block tables.
+  if (!levels && opts.small_bytes > 0 && p->payload <= opts.small_bytes) {
+    save_small(std::move(p), std::move(writes));
+    return;
+  }
+  p = agree_layout(std::move(p), writes);
   write(std::move(p), std::move(writes));
 }
 

@@ -7,6 +7,7 @@
 //   step_boundary.cpp  after each step: policy (policy.cpp), save, on a stop wait until durable
 //   loops.cpp          nested loops and phases: the position saved with each checkpoint
 //   save.cpp           the save entry points; block tables and the plan checks (plan.cpp)
+//   save_small.cpp     a small state: gathered to rank 0, built in memory, written in one call
 //   agreement.cpp      rank 0 creates the temp file; every rank learns the layout (typed messages)
 //   write.cpp          every rank writes its bytes (sync now, async by the background writer)
 //   commit.cpp         every rank durable → checksums into the file, rename, LATEST, retention
@@ -197,22 +198,32 @@ struct Checkpointer::Impl {
     mpi::Status status;         // this rank's outcome of snapshot + write + fsync
     std::vector<std::uint64_t> digests;
     std::string iter;           // iteration statistics for the stats line
+    bool small = false;         // save_small.cpp: rank 0 writes and publishes the whole file
+    std::vector<std::string> warnings; // rank 0: what pruning could not delete
   };
   std::unique_ptr<Pending> pending;
   // Declared before the worker, so they are destroyed after its thread is joined.
   formats::Staging staging;    // async: one copy of this rank's state, reused
   formats::Staging ring;       // sync: ring_slots x ring_slot_bytes, reused
+  formats::Staging small_data; // save_small: this rank's packed bytes (rank 0: every rank's)
+  formats::Staging small_file; // save_small, rank 0: the file image
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
   // The stages of save (save.cpp, agreement.cpp, write.cpp), then the commit (commit.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
-  std::unique_ptr<Pending> agree_layout(std::int64_t step, double time, double t0,
-                                        const std::vector<formats::FieldWrite> &writes);
+  std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,
+                                       const std::vector<formats::FieldWrite> &writes);
+  std::string take_iteration_stats();
+  void save_small(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);
+  std::unique_ptr<Pending> agree_layout(std::unique_ptr<Pending> p, const std::vector<formats::FieldWrite> &writes);
   void write(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);
   // Collective: waits for this rank's write of the pending save and commits it.
   void complete_pending();
   void commit(Pending &p);
+  void commit_small(Pending &p);
+  // After the commit of `p` (every rank): statistics, the log line, the stats file.
+  void committed(const Pending &p, double durable, double blocked);
   mpi::Status no_space_or(const mpi::Status &st, std::uint64_t payload) const;
   std::int64_t restore_file(const std::vector<Field> &fields, const std::string &file);
   std::optional<std::int64_t> restore(const std::vector<Field> &fields);

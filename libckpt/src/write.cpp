@@ -26,11 +26,6 @@ void Checkpointer::Impl::write(std::unique_ptr<Pending> p, std::vector<formats::
     hashed[i] = writes[i].kind != Kind::replicated;
   p->plan = formats::plan_writes(writes, p->layout, hashed);
   const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
-  if (history.iter_count > 0)
-    p->iter = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", history.iter_count,
-                          history.iter_sum / double(history.iter_count));
-  history.iter_sum = 0;
-  history.iter_count = 0;
   // A node-local part of a rank other than 0 is a file of its own (rank 0 created the others'
   // one shared file, and its own part).
   auto create_part = [&] {

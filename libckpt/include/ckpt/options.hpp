@@ -83,6 +83,11 @@ struct Options {
   /// With `local_dir`: also flush every K-th checkpoint to `dir`, in the background
   /// (0: only at a stop and at the end of the run, which always flush).
   int flush_every = 0;
+  /// States of at most this many bytes (all ranks together) are built as one file in
+  /// rank 0's memory and written with one call: one create, one write, one fsync, one
+  /// rename, one directory fsync. Larger ones are written by every rank at its offsets
+  /// (O_DIRECT for large runs). 0: never. Not with `local_dir`.
+  std::uint64_t small_bytes = 8u << 20;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();

@@ -36,6 +36,16 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
 void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,
                  const Layout &layout);
 
+class Staging;
+
+/// Small saves: builds the whole file in memory (HDF5's core driver; nothing touches the
+/// disk) with all metadata of format v1, the block checksums (already in
+/// `fields[i].blocks`) and the header checksum; the raw data regions are zero. The image
+/// is left in `image` and its size returned; `layout` says where each field's data goes
+/// (place_plan), after which one write makes the file. Serial: rank 0 only.
+std::uint64_t build_image(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
+                          Layout &layout);
+
 /// One contiguous piece of this rank's data in memory.
 struct Run {
   const std::byte *mem;
@@ -110,6 +120,14 @@ inline constexpr std::uint64_t ring_slot_bytes = 16u << 20;
 /// Async snapshot: copies the plan's bytes into `staging` (reserved to plan.staging).
 /// After it returns, the application may change its memory.
 void snapshot(const WritePlan &plan, Staging &staging);
+
+/// Copies the plan's bytes, extent after extent in file order, into `dst` (plan.bytes
+/// bytes, packed) and returns the per-field checksums of the fields the plan hashes: the
+/// same values write_streaming computes.
+std::vector<std::uint64_t> pack_plan(const WritePlan &plan, std::byte *dst);
+
+/// Copies the plan's bytes into a file image at their file offsets.
+void place_plan(const WritePlan &plan, std::byte *image);
 
 /// Async write: writes a snapshot from staging to `path`, computing the checksums, then
 /// fsyncs. Touches no MPI and no HDF5: safe on a background thread.

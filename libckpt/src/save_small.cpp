@@ -1,0 +1,242 @@
+// A small save (all ranks' payload at most Options::small_bytes, no node-local storage):
+// every rank packs its bytes and their checksums in one pass, one MPI_Gatherv brings them
+// to rank 0, and rank 0 builds the whole file in memory (formats::build_image, checksums
+// and header checksum included), places the data and writes it in one call: create, write,
+// fsync, rename, directory fsync. No layout broadcast, no HDF5 file on disk opened twice.
+// Sync: all that happens in save(), then one agreement. Async: save() returns after the
+// gather; rank 0's write, fsync and commit run on its background writer, and every rank
+// learns the outcome at a later agreement (commit_small).
+#include "session.hpp"
+
+#include "commit.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <limits>
+#include <unistd.h>
+
+namespace ckpt {
+
+namespace {
+
+// What each rank sends ahead of its packed bytes, in 64-bit words: its outcome so far (an
+// Errc, 0 when ok), how many bytes follow, then one checksum per field.
+constexpr std::size_t head_words = 2;
+
+// The bytes rank `r` packs for field `w`: its block in C order (distributed, per-rank), or the
+// whole value (replicated, rank 0 only).
+std::uint64_t packed_bytes(const formats::FieldWrite &w, int r) {
+  const std::uint64_t elem = dtype_size(w.dtype);
+  if (volume(w.shape) == 0)
+    return 0;
+  if (w.kind == Kind::replicated)
+    return r == 0 ? volume(w.shape) * elem : 0;
+  for (const auto &b : w.blocks)
+    if (b.rank == r)
+      return volume(b.count) * elem;
+  return 0;
+}
+
+// Rank r's part of every field as writes from its packed bytes at `data`, placed at the
+// file offsets of `layout`.
+formats::WritePlan placement(const std::vector<formats::FieldWrite> &writes, int r, const std::byte *data,
+                             const formats::Layout &layout) {
+  std::vector<formats::FieldWrite> mine;
+  mine.reserve(writes.size());
+  for (const auto &w : writes) {
+    formats::FieldWrite f;
+    f.name = w.name;
+    f.kind = w.kind;
+    f.dtype = w.dtype;
+    f.shape = w.shape;
+    const std::uint64_t n = packed_bytes(w, r);
+    f.write = n > 0;
+    f.data = data;
+    if (w.kind == Kind::replicated) {
+      f.offset.assign(w.shape.size(), 0);
+      f.count = w.shape;
+    } else {
+      for (const auto &b : w.blocks)
+        if (b.rank == r) {
+          f.offset = b.offset;
+          f.count = b.count;
+        }
+    }
+    f.memory = f.count;
+    f.memory_offset.assign(f.count.size(), 0);
+    data += n;
+    mine.push_back(std::move(f));
+  }
+  return formats::plan_writes(mine, layout, std::vector<bool>(writes.size(), false));
+}
+
+// Writes `n` bytes of `image` to a new file at `path` and fsyncs it.
+void write_file(const fs::path &path, const std::byte *image, std::uint64_t n, detail::Fault f_fsync) {
+  // Never write through a file or link planted at the temp path.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", path.string(), std::strerror(errno)));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0)
+    throw Error(Errc::io, 0, fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+  auto fail = [&](int err, const char *what) {
+    ::close(fd);
+    throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, 0,
+                fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
+  };
+  std::uint64_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd, image + done, static_cast<std::size_t>(std::min<std::uint64_t>(n - done, 1u << 30)),
+                               static_cast<off_t>(done));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      fail(w < 0 ? errno : EIO, "cannot write");
+    done += static_cast<std::uint64_t>(w);
+  }
+  if (::fsync(fd) != 0)
+    fail(errno, "fsync failed for");
+  if (::close(fd) != 0)
+    throw Error(Errc::io, 0, fmt::format("cannot close {}: {}", path.string(), std::strerror(errno)));
+  detail::fault_apply(f_fsync, "fsync", 0);
+}
+
+} // namespace
+
+void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes) {
+  const int n = comm.size();
+  const std::size_t nf = writes.size();
+  p->small = true;
+  const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
+
+  // 1. This rank's bytes, packed field after field in file order, and its checksums: the plan
+  //    of a file whose fields follow each other with no gap.
+  formats::Layout packed;
+  std::uint64_t end = 0;
+  std::vector<bool> hashed(nf);
+  for (std::size_t i = 0; i < nf; ++i) {
+    const std::uint64_t bytes = volume(writes[i].shape) * dtype_size(writes[i].dtype);
+    packed.data_offset.push_back(bytes == 0 ? formats::Layout::no_offset : end);
+    end += bytes;
+    hashed[i] = writes[i].kind != Kind::replicated; // replicated: compared and hashed in block_tables
+  }
+  const formats::WritePlan plan = formats::plan_writes(writes, packed, hashed);
+  const std::uint64_t head = 8 * (head_words + nf);
+
+  // Rank 0 receives every rank's head and bytes, at offsets it computes from the block tables.
+  std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));
+  std::uint64_t total = 0;
+  if (rank() == 0)
+    for (int r = 0; r < n; ++r) {
+      std::uint64_t bytes = head;
+      for (const auto &w : writes)
+        bytes += packed_bytes(w, r);
+      bytes = (bytes + 63) / 64 * 64;
+      if (total + bytes > std::uint64_t(std::numeric_limits<int>::max()))
+        throw Error(Errc::invalid_argument, 0, "a small save's gather exceeds 2 GiB: lower CKPT_SMALL_BYTES");
+      counts[static_cast<std::size_t>(r)] = static_cast<int>(bytes);
+      displs[static_cast<std::size_t>(r)] = static_cast<int>(total);
+      total += bytes;
+    }
+  const int sent = static_cast<int>((head + plan.bytes + 63) / 64 * 64);
+  small_data.reserve(rank() == 0 ? std::max<std::uint64_t>(total, 1) : std::uint64_t(sent));
+  auto *words = reinterpret_cast<std::uint64_t *>(small_data.data()); // rank 0: its own part comes first
+  std::memset(words, 0, head);
+  const mpi::Status packing = mpi::capture(rank(), [&] {
+    detail::fault_apply(f_write, "write", rank());
+    const auto digests = formats::pack_plan(plan, small_data.data() + head);
+    std::memcpy(words + head_words, digests.data(), 8 * nf);
+    // The other ranks' data path ends here: what "after the data" means for them.
+    if (rank() != 0)
+      detail::fault_apply(f_fsync, "fsync", rank());
+  });
+  words[0] = packing.ok() ? 0 : static_cast<std::uint64_t>(packing.code);
+  words[1] = plan.bytes;
+  mpi::check(MPI_Gatherv(rank() == 0 ? MPI_IN_PLACE : small_data.data(), sent, MPI_BYTE, small_data.data(),
+                         counts.data(), displs.data(), MPI_BYTE, 0, comm.get()),
+             "gathering a small checkpoint to rank 0", rank());
+
+  // 2. Rank 0: every rank's checksums into the block tables, the file built in memory, every
+  //    rank's bytes placed in it. A rank that failed keeps its own error (agreed later).
+  p->status = packing;
+  std::uint64_t file_bytes = 0;
+  bool others_ok = true;
+  if (rank() == 0 && packing.ok()) {
+    for (int r = 1; r < n; ++r)
+      others_ok = others_ok && reinterpret_cast<const std::uint64_t *>(small_data.data() + displs[std::size_t(r)])[0] == 0;
+    if (others_ok)
+      p->status = mpi::capture(0, [&] {
+        for (int r = 0; r < n; ++r) {
+          const auto *h = reinterpret_cast<const std::uint64_t *>(small_data.data() + displs[std::size_t(r)]);
+          std::uint64_t expected = 0;
+          for (const auto &w : writes)
+            expected += packed_bytes(w, r);
+          if (h[1] != expected)
+            throw Error(Errc::internal, 0, fmt::format("rank {} packed {} bytes for a small save, {} expected", r, h[1], expected));
+          for (std::size_t i = 0; i < nf; ++i)
+            if (hashed[i])
+              for (auto &b : writes[i].blocks)
+                if (b.rank == r)
+                  b.checksum = h[head_words + i];
+        }
+        formats::Layout layout;
+        file_bytes = formats::build_image(p->header, writes, small_file, layout);
+        for (int r = 0; r < n; ++r)
+          formats::place_plan(placement(writes, r, small_data.data() + displs[std::size_t(r)] + head, layout),
+                              small_file.data());
+      });
+  }
+  p->writes = std::move(writes);
+
+  // 3. Rank 0 writes the file, fsyncs it, renames it into place, fsyncs the directory, moves
+  //    LATEST and prunes: now (sync), or on the background writer (async).
+  const bool writes_file = rank() == 0 && p->status.ok() && others_ok;
+  auto write_and_publish = [this, file_bytes, f_fsync](Pending &job) {
+    job.status = mpi::capture(0, [&] {
+      try {
+        write_file(job.tmp_path, small_file.data(), file_bytes, f_fsync);
+        detail::publish(dir, job.tmp_path, job.final_name);
+      } catch (...) {
+        ::unlink(job.tmp_path.c_str());
+        throw;
+      }
+      job.warnings = detail::prune(dir, opts.keep, job.step);
+    });
+    job.write_end = mono();
+  };
+  if (opts.mode == Mode::sync) {
+    if (writes_file)
+      write_and_publish(*p);
+    p->write_end = mono();
+    commit_small(*p);
+    saved_step = p->step;
+    return;
+  }
+  p->blocked = mono() - p->t0;
+  stats.seconds += p->blocked;
+  stats.last_seconds = p->blocked;
+  history.last_checkpoint = mono();
+  saved_step = p->step; // staged; committed (or its error thrown) by a later collective call
+  p->write_end = mono();
+  pending = std::move(p);
+  if (writes_file) {
+    Pending *job = pending.get();
+    worker.submit([job, write_and_publish] { write_and_publish(*job); });
+  }
+}
+
+// The outcome of a small save: rank 0 wrote and published the file (or failed), another rank
+// may have failed packing; one agreement tells every rank, the same error everywhere.
+void Checkpointer::Impl::commit_small(Pending &p) {
+  mpi::Status status = p.status;
+  if (!status.ok() && status.code == Errc::io)
+    status = no_space_or(status, p.payload);
+  mpi::agree(comm, status);
+  for (const auto &w : p.warnings)
+    warn(w);
+  committed(p, p.write_end - p.t0, p.blocked);
+}
+
+} // namespace ckpt
