@@ -359,41 +359,116 @@ void clear_open_flag(std::byte *image, std::uint64_t size) {
   std::memcpy(image + sum_at, &fixed, 4);
 }
 
+
+// What a reused image must share with the save: everything in the file but the step, the
+// time, the creation time and the checksums.
+std::string image_key(const CheckpointInfo &info, const std::vector<FieldWrite> &fields) {
+  std::string k = fmt::format("{}|{}", info.library_version, info.nranks);
+  for (const auto &[key, v] : info.metadata)
+    k += fmt::format("|m:{}={}", key, v);
+  for (const auto &f : fields) {
+    k += fmt::format("|f:{}:{}:{}:{}", f.name, kind_name(f.kind), dtype_name(f.dtype), fmt::join(f.shape, "x"));
+    if (f.grid)
+      k += fmt::format(":g{}/{}", fmt::join(f.grid->origin, ","), fmt::join(f.grid->spacing, ","));
+    for (const auto &b : f.blocks)
+      k += fmt::format("|b:{}:{}:{}:{}", b.rank, fmt::join(b.offset, ","), fmt::join(b.count, ","),
+                       fmt::join(b.local_shape, ","));
+  }
+  return k;
+}
+
 } // namespace
 
-std::uint64_t build_image(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
-                          Layout &layout) {
+struct FileImage::Open {
+  std::string key;
+  Layout layout;
+  std::uint64_t data_end = 0; // end of the last raw data region
+  h5::Handle file, step, time, created, header_sum;
+  std::vector<h5::Handle> sums; // per field: its checksum table (invalid when it has no blocks)
+};
+
+FileImage::FileImage() = default;
+
+FileImage::~FileImage() = default;
+
+std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
+                               Layout &layout) {
   h5::silence_errors();
   const CheckpointInfo info = info_for(header, fields, iso_utc_now());
-  std::uint64_t payload = 0;
-  for (const auto &f : fields)
-    payload += volume(f.shape) * dtype_size(f.dtype);
-  h5::Handle fapl = checkpoint_fapl(fields);
-  // In memory only (no backing store): the file grows in steps of the payload + 64 KiB.
-  h5::check(H5Pset_fapl_core(fapl, static_cast<std::size_t>(payload + (64 << 10)), false), "selecting the core driver");
-  // A name unique in this process: HDF5 refuses to create a file that is open.
-  static std::atomic<std::uint64_t> images{0};
-  const std::string name = fmt::format("ckpt-image-{}-{}", ::getpid(), images++);
-  h5::Handle file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating a checkpoint image in memory");
-  layout = lay_out(file, name, info, fields, true);
-  h5::check(H5Fflush(file, H5F_SCOPE_LOCAL), "flushing the checkpoint image");
-  const ssize_t n = H5Fget_file_image(file, nullptr, 0);
-  if (n < 0)
-    throw Error(Errc::hdf5, -1, "cannot get the size of the checkpoint image");
-  // The raw data regions end the file; the image HDF5 returns may stop before the last one
-  // (never written), so the size is the larger of both.
-  std::uint64_t size = static_cast<std::uint64_t>(n);
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    if (layout.data_offset[i] != Layout::no_offset)
-      size = std::max(size, layout.data_offset[i] + volume(fields[i].shape) * dtype_size(fields[i].dtype));
-  image.reserve(std::max<std::uint64_t>(size, 1));
-  if (H5Fget_file_image(file, image.data(), static_cast<std::size_t>(n)) != n)
-    throw Error(Errc::hdf5, -1, "cannot copy the checkpoint image");
-  file.close();
-  clear_open_flag(image.data(), static_cast<std::uint64_t>(n));
-  // Alignment gaps and unwritten data regions: zeros, so that a file is a function of its contents.
-  std::memset(image.data() + n, 0, static_cast<std::size_t>(size - static_cast<std::uint64_t>(n)));
-  return size;
+  std::string key = image_key(info, fields);
+  if (open_ && open_->key != key)
+    open_.reset();
+  try {
+    if (!open_) {
+      auto o = std::make_unique<Open>();
+      std::uint64_t payload = 0;
+      for (const auto &f : fields)
+        payload += volume(f.shape) * dtype_size(f.dtype);
+      h5::Handle fapl = checkpoint_fapl(fields);
+      // In memory only (no backing store): the file grows in steps of the payload + 64 KiB.
+      h5::check(H5Pset_fapl_core(fapl, static_cast<std::size_t>(payload + (64 << 10)), false),
+                "selecting the core driver");
+      // A name unique in this process: HDF5 refuses to create a file that is open.
+      static std::atomic<std::uint64_t> images{0};
+      const std::string name = fmt::format("ckpt-image-{}-{}", ::getpid(), images++);
+      o->file = h5::Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                           "creating a checkpoint image in memory");
+      o->layout = lay_out(o->file, name, info, fields, true);
+      for (std::size_t i = 0; i < fields.size(); ++i)
+        if (o->layout.data_offset[i] != Layout::no_offset)
+          o->data_end = std::max(o->data_end, o->layout.data_offset[i] + volume(fields[i].shape) * dtype_size(fields[i].dtype));
+      auto attr = [&](const char *n) { return h5::Handle(H5Aopen(o->file, n, H5P_DEFAULT), fmt::format("opening attribute '{}'", n)); };
+      o->step = attr("step");
+      o->time = attr("time");
+      o->created = attr("created");
+      o->header_sum = attr("ckpt_header_checksum");
+      for (const auto &f : fields)
+        o->sums.push_back(f.blocks.empty() ? h5::Handle()
+                                           : h5::Handle(H5Dopen2(o->file, fmt::format("{}/{}/checksums", meta_group, f.name).c_str(), H5P_DEFAULT),
+                                                        fmt::format("opening the checksums of field '{}'", f.name)));
+      o->key = std::move(key);
+      open_ = std::move(o);
+    } else {
+      // The same file but for the values that change from one save to the next.
+      Open &o = *open_;
+      h5::check(H5Awrite(o.step, H5T_NATIVE_INT64, &info.step), "writing the step");
+      h5::check(H5Awrite(o.time, H5T_NATIVE_DOUBLE, &info.time), "writing the time");
+      h5::Handle vtype(H5Aget_type(o.created), "getting the type of 'created'");
+      const char *c = info.created.c_str();
+      h5::check(H5Awrite(o.created, vtype, &c), "writing the creation time");
+      const std::uint64_t hsum = header_checksum(info);
+      h5::check(H5Awrite(o.header_sum, H5T_NATIVE_UINT64, &hsum), "writing the header checksum");
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (!o.sums[i].valid())
+          continue;
+        std::vector<std::uint64_t> sums;
+        for (const auto &b : fields[i].blocks)
+          sums.push_back(b.checksum);
+        h5::check(H5Dwrite(o.sums[i], H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, sums.data()),
+                  fmt::format("writing the checksums of field '{}'", fields[i].name));
+      }
+    }
+    Open &o = *open_;
+    o.layout.created = info.created;
+    h5::check(H5Fflush(o.file, H5F_SCOPE_LOCAL), "flushing the checkpoint image");
+    const ssize_t n = H5Fget_file_image(o.file, nullptr, 0);
+    if (n < 0)
+      throw Error(Errc::hdf5, -1, "cannot get the size of the checkpoint image");
+    // The raw data regions end the file; the image HDF5 returns may stop before the last one
+    // (never written), so the size is the larger of both.
+    const std::uint64_t size = std::max(static_cast<std::uint64_t>(n), o.data_end);
+    image.reserve(std::max<std::uint64_t>(size, 1));
+    if (H5Fget_file_image(o.file, image.data(), static_cast<std::size_t>(n)) != n)
+      throw Error(Errc::hdf5, -1, "cannot copy the checkpoint image");
+    clear_open_flag(image.data(), static_cast<std::uint64_t>(n));
+    // Alignment gaps and unwritten data regions: zeros, so that a file is a function of its contents.
+    std::memset(image.data() + n, 0, static_cast<std::size_t>(size - static_cast<std::uint64_t>(n)));
+    layout = o.layout;
+    return size;
+  } catch (...) {
+    open_.reset(); // built anew next time
+    throw;
+  }
 }
 
 void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,

@@ -182,7 +182,7 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
                   b.checksum = h[head_words + i];
         }
         formats::Layout layout;
-        file_bytes = formats::build_image(p->header, writes, small_file, layout);
+        file_bytes = small_image.build(p->header, writes, small_file, layout);
         for (int r = 0; r < n; ++r)
           formats::place_plan(placement(writes, r, small_data.data() + displs[std::size_t(r)] + head, layout),
                               small_file.data());

@@ -207,6 +207,7 @@ struct Checkpointer::Impl {
   formats::Staging ring;       // sync: ring_slots x ring_slot_bytes, reused
   formats::Staging small_data; // save_small: this rank's packed bytes (rank 0: every rank's)
   formats::Staging small_file; // save_small, rank 0: the file image
+  formats::FileImage small_image; // save_small, rank 0: the file in HDF5's memory, reused
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,13 +39,30 @@ void finish_file(const std::string &path, const Header &header, const std::vecto
 
 class Staging;
 
-/// Small saves: builds the whole file in memory (HDF5's core driver; nothing touches the
+/// Small saves: the whole file built in memory (HDF5's core driver; nothing touches the
 /// disk) with all metadata of format v1, the block checksums (already in
-/// `fields[i].blocks`) and the header checksum; the raw data regions are zero. The image
-/// is left in `image` and its size returned; `layout` says where each field's data goes
-/// (place_plan), after which one write makes the file. Serial: rank 0 only.
-std::uint64_t build_image(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
-                          Layout &layout);
+/// `fields[i].blocks`) and the header checksum; the raw data regions are zero until the
+/// caller places the data (place_plan), after which one write makes the file. Serial:
+/// rank 0 only, on the thread that makes every other HDF5 call.
+///
+/// The in-memory file stays open between saves: when a save has the same fields, blocks
+/// and metadata as the previous one, only the values that change (step, time, creation
+/// time, checksums, header checksum) are rewritten, which costs a fraction of building a
+/// new file.
+class FileImage {
+public:
+  FileImage();
+  ~FileImage();
+  FileImage(const FileImage &) = delete;
+  FileImage &operator=(const FileImage &) = delete;
+  /// Leaves the image in `image` and returns its size; `layout` says where each field's
+  /// data goes.
+  std::uint64_t build(const Header &header, const std::vector<FieldWrite> &fields, Staging &image, Layout &layout);
+
+private:
+  struct Open;
+  std::unique_ptr<Open> open_;
+};
 
 /// One contiguous piece of this rank's data in memory.
 struct Run {
