@@ -106,6 +106,8 @@ Options Options::with_env() const {
     o.local_dir = v;
   if (auto v = env("CKPT_FLUSH_EVERY"))
     o.flush_every = static_cast<int>(to_int("CKPT_FLUSH_EVERY", v, 0));
+  if (auto v = env("CKPT_AGREE_SECONDS"))
+    o.agree_seconds = to_double("CKPT_AGREE_SECONDS", v);
   if (auto v = env("CKPT_MTBF"))
     o.mtbf_seconds = to_double("CKPT_MTBF", v);
   return o;

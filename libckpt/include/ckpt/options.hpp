@@ -38,6 +38,7 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_FRESH        | fresh           | 1                   |
 /// | CKPT_LOCAL_DIR    | local_dir       | /dev/shm            |
 /// | CKPT_FLUSH_EVERY  | flush_every     | 10                  |
+/// | CKPT_AGREE_SECONDS| agree_seconds   | 0.25 (0: every step)|
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -83,6 +84,11 @@ struct Options {
   /// With `local_dir`: also flush every K-th checkpoint to `dir`, in the background
   /// (0: only at a stop and at the end of the run, which always flush).
   int flush_every = 0;
+  /// Seconds of steps between two step agreements, the only step boundaries that make an
+  /// MPI call unless they checkpoint: signals, request_stop() and the clock are acted on at
+  /// most about two such periods after they happen. Steps slower than this agree at every
+  /// boundary; 0 agrees at every boundary. Saves every `every` steps need no agreement.
+  double agree_seconds = 0.25;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();
