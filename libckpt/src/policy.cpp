@@ -46,6 +46,22 @@ double time_limit_margin(const Options &o, const PolicyHistory &h) {
   return 5.0 + 2.0 * (estimated_save_seconds(h) + flush) + 2.0 * h.iter_max;
 }
 
+std::int64_t agreement_distance(const Options &o, const PolicyHistory &h, double end_time) {
+  if (!(o.agree_seconds > 0) || h.iter_count == 0)
+    return 1;
+  const double step = h.iter_sum / double(h.iter_count);
+  double period = o.agree_seconds;
+  if (o.seconds > 0)
+    period = std::min(period, 0.1 * o.seconds);
+  if (o.every_auto)
+    period = std::min(period, 0.1 * auto_interval(o, h));
+  double d = step > 0 ? period / step : double(max_agreement_distance);
+  if (!std::isnan(end_time) && h.iter_max > 0)
+    d = std::min(d, 0.1 * time_limit_margin(o, h) / h.iter_max);
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(d, double(max_agreement_distance))), 1,
+                                  max_agreement_distance);
+}
+
 int stop_flags(int stop_signal) {
   if (stop_signal > 0)
     return flag_signal;

@@ -3,9 +3,11 @@
 // the history the run recorded (step durations, save costs), with no MPI and no clock of
 // their own: the caller passes the time. Unit-tested in tests/unit/test_local.cpp.
 //
-// At each step boundary every rank turns what it saw into flags (stop_flags, and on rank 0
-// clock_flags); the step agreement in checkpointer.cpp ORs them across ranks; decide()
-// turns the agreed flags into one decision, the same on every rank.
+// At each agreement boundary every rank turns what it saw into flags (stop_flags, and on
+// rank 0 clock_flags); the step agreement in step_boundary.cpp ORs them across ranks, with
+// rank 0's agreement_distance (when the next agreement boundary comes); decide() turns the
+// agreed flags into one decision, the same on every rank. Boundaries between agreement
+// boundaries decide without new flags.
 
 #include <ckpt/checkpointer.hpp>
 #include <ckpt/options.hpp>
@@ -57,6 +59,19 @@ double auto_interval(const Options &o, const PolicyHistory &h);
 /// twice the flush to the shared directory that a stop makes (before the first one, the
 /// state at 100 MB/s).
 double time_limit_margin(const Options &o, const PolicyHistory &h);
+
+/// The most step boundaries from one agreement boundary to the next.
+inline constexpr std::int64_t max_agreement_distance = 1000;
+
+/// Rank 0's proposal, at an agreement boundary, for the number of step boundaries between
+/// two later agreement boundaries: about Options::agree_seconds of steps at the mean step
+/// time since the last save. The period is at most a tenth of the every=seconds or
+/// every=auto interval, and with a job end time (`end_time` not NaN) at most a tenth of the
+/// time-limit margin counted in the longest step of the run, so a due checkpoint or a stop
+/// comes late by at most a fifth of them. 1 (every boundary agrees) when agree_seconds is 0,
+/// when steps are slower than the period, or before a step was measured; at most
+/// max_agreement_distance.
+std::int64_t agreement_distance(const Options &o, const PolicyHistory &h, double end_time);
 
 /// A rank's stop flags from detail::stop_signal(): > 0 a signal, < 0 request_stop().
 int stop_flags(int stop_signal);

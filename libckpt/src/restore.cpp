@@ -20,6 +20,7 @@ void Checkpointer::wait() {
   auto &m = *impl_;
   m.finish_pending();
   m.complete_pending();
+  m.agree_at_next_boundary(); // e.g. the next loop after this one: its steps may cost more
 }
 
 std::int64_t Checkpointer::restore_from(const std::string &file) {
@@ -62,6 +63,7 @@ std::optional<std::int64_t> Checkpointer::restore(const FieldSet &fields) {
 void Checkpointer::Impl::restored_to(std::optional<std::int64_t> r, const FieldSet &set) {
   restore_done = true;
   restored = r;
+  agree_at_next_boundary();
   if (r)
     saved_step = *r;
   if (r && levels)

@@ -132,10 +132,16 @@ struct Checkpointer::Impl {
   bool handlers = false;
   detail::DirLock lock; // rank 0: this job owns `dir` while the Checkpointer lives
 
-  // Step-boundary agreement: a nonblocking allreduce started at one call and completed at
-  // the next, so the common case costs no synchronisation.
+  // Step-boundary agreement (step_boundary.cpp): at agreement boundaries only, a nonblocking
+  // allreduce (MPI_BOR) of [flags, distance] started at one agreement boundary and completed
+  // at the next, so the common case waits for nothing. Only rank 0 sends a distance: the
+  // number of boundaries from the agreement boundary where it is completed to the next one.
+  // Boundaries in between make no MPI call.
   MPI_Request req = MPI_REQUEST_NULL;
-  int send_flags = 0, recv_flags = 0, carry_flags = 0;
+  std::array<int, 2> send_msg{}, recv_msg{}; // [flags, distance]
+  int carry_flags = 0;
+  std::int64_t carry_distance = 0;  // the distance that came with carry_flags
+  std::int64_t next_agreement = 1;  // the number of the next agreement boundary (all ranks)
   detail::PolicyHistory history;  // step durations and save costs (policy.hpp), clock mono()
   double end_time = NAN;          // job end, seconds since epoch (rank 0's reading)
 
@@ -168,13 +174,19 @@ struct Checkpointer::Impl {
         body();
     }));
   }
+  // Collective calls (save, restore, wait) complete the step agreement in flight first; its
+  // flags are used at the next agreement boundary.
   void finish_pending() {
     if (req != MPI_REQUEST_NULL) {
       mpi::check(MPI_Wait(&req, MPI_STATUS_IGNORE), "completing the step agreement", rank());
-      carry_flags |= recv_flags;
+      carry_flags |= recv_msg[0];
+      carry_distance = recv_msg[1];
       carry_boundary = req_boundary;
     }
   }
+  // The next step boundary is an agreement boundary (after a restore or wait(): all ranks
+  // call them at the same boundary).
+  void agree_at_next_boundary() { next_agreement = boundaries + 1; }
   void append_stats(const std::string &line) const { detail::append_stats_line(dir, line); }
 
   void save(const std::vector<Field> &set, std::int64_t step, double time);
@@ -210,7 +222,7 @@ struct Checkpointer::Impl {
   formats::FileImage small_image; // save_small, rank 0: the file in HDF5's memory, reused
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
-  std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from
+  std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp, agreement.cpp, write.cpp), then the commit (commit.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
   std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,

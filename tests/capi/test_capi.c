@@ -468,14 +468,15 @@ static void test_request_stop(void) {
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.every = 100}, &h));
   protect(h, &a);
   CHECK_OK(ckpt_restore(h, NULL, NULL));
-  for (step = 1; step <= 10 && !stop; ++step) {
+  for (step = 1; step <= 100000 && !stop; ++step) {
     a.h = (double)step;
     if (step == 4) CHECK_OK(ckpt_request_stop(h));
     CHECK_OK(ckpt_step(h, step, 0, &stop));
     if (stop) stop_at = step;
   }
-  /* the ranks agree on a stop without blocking, so it may take effect one step later */
-  CHECK(stop == 1 && (stop_at == 4 || stop_at == 5));
+  /* the ranks agree on stops only at agreement boundaries (with steps this cheap, up to
+     1000 boundaries apart), so it takes effect up to two agreement periods later */
+  CHECK(stop == 1 && stop_at >= 4 && stop_at <= 4 + 2 * 1000 + 1);
   CHECK(all_ranks_agree((int)stop_at));
   CHECK(ckpt_exit_code(h) == CKPT_EXIT_MORE_WORK);
   CHECK_OK(ckpt_close(&h));
@@ -520,13 +521,13 @@ static void test_signal_stop(void) {
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, NULL, &h)); /* default signals: USR1, TERM */
   protect(h, &a);
   CHECK_OK(ckpt_restore(h, NULL, NULL));
-  for (step = 1; step <= 10 && !stop; ++step) {
+  for (step = 1; step <= 100000 && !stop; ++step) {
     a.h = (double)step;
     if (step == 6 && rank == 0) raise(SIGUSR1);
     CHECK_OK(ckpt_step(h, step, 0, &stop));
     if (stop) stop_at = step;
   }
-  CHECK(stop == 1 && (stop_at == 6 || stop_at == 7));
+  CHECK(stop == 1 && stop_at >= 6 && stop_at <= 6 + 2 * 1000 + 1);
   CHECK(all_ranks_agree((int)stop_at));
   CHECK(ckpt_exit_code(h) == CKPT_EXIT_MORE_WORK);
   CHECK_OK(ckpt_close(&h));
@@ -796,7 +797,11 @@ static int run_nest(const char *dir, nest_state *s, int64_t stop_after, int64_t 
   ckpt_handle *h;
   int64_t sweep = -1, t = -1;
   first[0] = first[1] = last[0] = last[1] = -1;
+  /* agree at every step boundary: a stop requested after a step comes at the next one, a
+     known position in these short loops */
+  setenv("CKPT_AGREE_SECONDS", "0", 1);
   CHECK_OK(ckpt_open(MPI_COMM_WORLD, dir, &(ckpt_options){.every = 4}, &h));
+  unsetenv("CKPT_AGREE_SECONDS");
   protect_nest(h, s);
   for (int r = ckpt_phase(h, "setup"); r > 0; r = ckpt_loop_next(h, NULL)) ++s->setups;
   for (int r = ckpt_loop(h, "sweep", 3, &sweep); r > 0; r = ckpt_loop_next(h, &sweep)) {

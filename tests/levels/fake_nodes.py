@@ -105,6 +105,8 @@ def main():
     check(rc == 0 and ref is not None, f"uninterrupted run ({rc}, {ref})")
 
     extra = ("CKPT_FLUSH_EVERY=2",) if a.case == "both_lost" else ()
+    if a.case == "stop":  # agree at every boundary: the stop comes before this short run ends
+        extra = ("CKPT_AGREE_SECONDS=0",)
     first_nodes = [("nodeA", 1), ("nodeB", 1)] if a.case in ("both_lost", "all_lost", "damaged", "stop") else \
                   [("nodeA", 2), ("nodeB", 2)]
     job = mpijob.Job(argv(first_nodes, extra_env=extra), env=env)

@@ -9,6 +9,15 @@ import pytest
 import ckpt as ck
 
 
+@pytest.fixture(autouse=True)
+def agree_every_step(monkeypatch):
+    """These tests stop at known positions of short loops: the ranks agree at every step
+    boundary (CKPT_AGREE_SECONDS=0), so a stop requested after a step comes at the next
+    one. test_checkpointer.py's test_stop_with_cheap_steps and tests/bench/agreements.py
+    run with the default, where the agreements are up to 1000 boundaries apart."""
+    monkeypatch.setenv("CKPT_AGREE_SECONDS", "0")
+
+
 def run(comm, d, total, every=3, stop_at=None, signal_at=None, **kw):
     """A small solver: x[i] = 0.5 * x[i] + step, distributed over ranks."""
     n = comm.size
@@ -148,3 +157,21 @@ def test_a_large_description_is_one_restore(comm, shared_dir, capfd, monkeypatch
     if comm.rank == 0:
         assert err.count("ckpt: progress restored") == 1, err
         assert "ckpt: progress restored 3" in err, err
+
+
+def test_stop_with_cheap_steps(comm, shared_dir, monkeypatch):
+    """The default agreement period: with steps this cheap the ranks agree only every few
+    hundred boundaries; request_stop() on one rank still stops every rank at the same step,
+    within two agreement periods, with its checkpoint."""
+    monkeypatch.delenv("CKPT_AGREE_SECONDS", raising=False)
+    cp = ck.Checkpointer(comm, shared_dir, every=0, keep=0)
+    st = cp.restore({"n": 0})
+    for step in cp.steps(100000):
+        st["n"] += 1
+        if step == 10 and comm.rank == comm.size - 1:
+            cp.request_stop()
+    cp.close()
+    assert cp.stopped == "requested"
+    assert 10 < cp.step <= 10 + 2 * 1000 + 1
+    assert comm.allgather(cp.step) == [cp.step] * comm.size
+    assert steps_on_disk(shared_dir) == [cp.step] and st["n"] == cp.step

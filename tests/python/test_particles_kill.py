@@ -35,11 +35,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "apps"))
 from mpijob import Job, committed_steps  # noqa: E402
 
 
-def clean_env():
+def clean_env(**extra):
     keep = ("OMPI_MCA_", "OMPI_ALLOW_")
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith(("OMPI_", "PMIX_", "ORTE_", "CKPT_")) and not k.startswith(keep))}
     env["CKPT_QUIET"] = "0"
+    env.update(extra)
     return env
 
 
@@ -185,7 +186,9 @@ def test_six_lines_make_particles_restartable(reference, tmp_path):
 
 def test_sigusr1_in_inner_loop_exits_75_and_resumes_at_next_inner_step(reference, tmp_path):
     d = str(tmp_path / "ckpt")
-    job = Job(cmd(d), env=clean_env())
+    # CKPT_AGREE_SECONDS=0: the ranks agree at every boundary, so the stop comes within this
+    # short time loop.
+    job = Job(cmd(d), env=clean_env(CKPT_AGREE_SECONDS="0"))
     k = (T + 1) + 5                               # early in sweep 1's time loop
     assert job.wait_step(k, timeout=300), job.stderr()
     job.signal(signal.SIGUSR1)

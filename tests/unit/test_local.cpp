@@ -28,25 +28,28 @@ TEST(Options, EnvironmentOverridesCode) {
   setenv("CKPT_KEEP", "0", 1);
   setenv("CKPT_SIGNALS", "USR2,SIGTERM", 1);
   setenv("CKPT_MODE", "async", 1);
+  setenv("CKPT_AGREE_SECONDS", "0", 1);
   auto e = o.with_env();
   EXPECT_EQ(e.dir, "from-env");
   EXPECT_EQ(e.every, 250);
   EXPECT_EQ(e.keep, 0);
   EXPECT_EQ(e.signals, (std::vector<int>{SIGUSR2, SIGTERM}));
   EXPECT_EQ(e.mode, ckpt::Mode::async);
+  EXPECT_EQ(e.agree_seconds, 0);
   setenv("CKPT_EVERY", "auto", 1);
   setenv("CKPT_SIGNALS", "none", 1);
   e = o.with_env();
   EXPECT_TRUE(e.every_auto);
   EXPECT_TRUE(e.signals.empty());
-  for (const char *var : {"CKPT_DIR", "CKPT_EVERY", "CKPT_KEEP", "CKPT_SIGNALS", "CKPT_MODE"})
+  for (const char *var : {"CKPT_DIR", "CKPT_EVERY", "CKPT_KEEP", "CKPT_SIGNALS", "CKPT_MODE", "CKPT_AGREE_SECONDS"})
     unsetenv(var);
   EXPECT_EQ(o.with_env().dir, "from-code");
 }
 
 TEST(Options, BadEnvironmentValuesNameTheVariable) {
   for (auto [var, value] : {std::pair{"CKPT_EVERY", "ten"}, {"CKPT_KEEP", "-1"}, {"CKPT_SECONDS", "x"},
-                            {"CKPT_SIGNALS", "USR9"}, {"CKPT_MODE", "fast"}, {"CKPT_QUIET", "maybe"}}) {
+                            {"CKPT_SIGNALS", "USR9"}, {"CKPT_MODE", "fast"}, {"CKPT_QUIET", "maybe"},
+                            {"CKPT_AGREE_SECONDS", "-1"}}) {
     setenv(var, value, 1);
     try {
       (void)ckpt::Options().with_env();
@@ -232,6 +235,63 @@ TEST(Policy, ClockFlagsFromTheHistory) {
   EXPECT_DOUBLE_EQ(time_limit_margin(o, h), 5 + 2 * (1.0 + 4.0) + 2 * 3);
   h.max_flush = 0.5;
   EXPECT_DOUBLE_EQ(time_limit_margin(o, h), 5 + 2 * (1.0 + 0.5) + 2 * 3);
+}
+
+TEST(Policy, AgreementDistanceFromTheStepTime) {
+  using namespace ckpt::detail;
+  ckpt::Options o;
+  EXPECT_DOUBLE_EQ(o.agree_seconds, 0.25);
+  PolicyHistory h;
+  EXPECT_EQ(agreement_distance(o, h, NAN), 1); // no step measured yet: agree at every boundary
+  // Steps of 1/1024 s (binary fractions keep the arithmetic exact): a quarter of a second
+  // is 256 steps.
+  h.last_boundary = 0;
+  for (int i = 1; i <= 10; ++i) {
+    h.record_boundary(i / 1024.0);
+    h.last_boundary = i / 1024.0;
+  }
+  EXPECT_EQ(h.iter_count, 10);
+  EXPECT_EQ(agreement_distance(o, h, NAN), 256);
+  // every=seconds: at most a tenth of the interval (1 s: 0.1 s, 102.4 steps).
+  o.seconds = 1;
+  EXPECT_EQ(agreement_distance(o, h, NAN), 102);
+  o.seconds = 0;
+  // A job end time: at most a tenth of the margin, counted in the longest step. With a
+  // 1/32 s step somewhere in the run the margin is 5 s + 2 x 0 (no state) + 2/32 s, and a
+  // tenth of it is 16.2 such steps.
+  EXPECT_EQ(agreement_distance(o, h, 1e9), 256); // the longest step is 1/1024 s: no bound
+  h.iter_max = 1 / 32.0;
+  EXPECT_EQ(agreement_distance(o, h, NAN), 256);
+  EXPECT_EQ(agreement_distance(o, h, 1e9), 16);
+  o.margin_seconds = 1000; // an explicit margin: 100 s / (1/32 s) = 3200 steps, not a bound
+  EXPECT_EQ(agreement_distance(o, h, 1e9), 256);
+  o.margin_seconds = 0;
+  // every=auto: at most a tenth of the interval (a save of 1 ms or less with a 10 min MTBF:
+  // about 1.1 s, 0.11 s per period).
+  o.every_auto = true;
+  o.mtbf_seconds = 600;
+  PolicyHistory saved = h;
+  saved.record_save(2e-4, 2e-4);
+  EXPECT_EQ(agreement_distance(o, saved, NAN), static_cast<std::int64_t>(0.1 * auto_interval(o, saved) * 1024));
+  EXPECT_EQ(agreement_distance(o, saved, NAN), 112);
+  o.mtbf_seconds = 0.1; // an interval of 13 ms: a period under two steps
+  EXPECT_EQ(agreement_distance(o, saved, NAN), 1);
+  o.every_auto = false;
+  // Steps slower than the period, and agree_seconds = 0: every boundary agrees.
+  PolicyHistory slow;
+  slow.last_boundary = 0;
+  slow.record_boundary(0.5);
+  EXPECT_EQ(agreement_distance(o, slow, NAN), 1);
+  o.agree_seconds = 0;
+  EXPECT_EQ(agreement_distance(o, h, NAN), 1);
+  // Very cheap steps: at most max_agreement_distance.
+  o.agree_seconds = 0.25;
+  PolicyHistory cheap;
+  cheap.last_boundary = 0;
+  cheap.record_boundary(1e-7);
+  EXPECT_EQ(agreement_distance(o, cheap, NAN), max_agreement_distance);
+  cheap.iter_sum = 0; // a step too short for the clock
+  EXPECT_EQ(agreement_distance(o, cheap, NAN), max_agreement_distance);
 }
 
 // ------------------------------------------------------------------------------------------

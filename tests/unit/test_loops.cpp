@@ -34,6 +34,9 @@ int nest(const std::string &dir, NestRun &r, std::int64_t every, std::int64_t st
   auto o = test_options(dir);
   o.every = every;
   o.keep = 0;
+  // Agree at every step boundary: a stop requested after a step is then agreed at the next
+  // boundary, a known position in these short loops.
+  o.agree_seconds = 0;
   ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
   protect(cp, r);
   try {

@@ -187,7 +187,10 @@ public:
   /// Whether to checkpoint after `step` completed steps: by step count, by elapsed time,
   /// by the automatic interval (Options::every_auto), because a stop signal arrived or the
   /// time limit is near. Also commits a finished async save. All ranks get the same answer.
-  /// Collective over comm.
+  /// Collective over comm, but only agreement boundaries make an MPI call: signals,
+  /// request_stop() and the clock are agreed on about every Options::agree_seconds of steps
+  /// (the first call, and the first after a restore or wait(), agree), so a stop comes at
+  /// most about two such periods after it was asked for.
   bool should_checkpoint(std::int64_t step);
 
   /// The step boundary of every loop (the C++ loop helper, the C API's ckpt_step and

@@ -38,6 +38,8 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_FRESH        | fresh           | 1                   |
 /// | CKPT_LOCAL_DIR    | local_dir       | /dev/shm            |
 /// | CKPT_FLUSH_EVERY  | flush_every     | 10                  |
+/// | CKPT_AGREE_SECONDS| agree_seconds   | 0.25 (0: every step)|
+/// | CKPT_SMALL_BYTES  | small_bytes     | 8388608 (0: never)  |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -88,6 +90,11 @@ struct Options {
   /// rename, one directory fsync. Larger ones are written by every rank at its offsets
   /// (O_DIRECT for large runs). 0: never. Not with `local_dir`.
   std::uint64_t small_bytes = 8u << 20;
+  /// Seconds of steps between two step agreements, the only step boundaries that make an
+  /// MPI call unless they checkpoint: signals, request_stop() and the clock are acted on at
+  /// most about two such periods after they happen. Steps slower than this agree at every
+  /// boundary; 0 agrees at every boundary. Saves every `every` steps need no agreement.
+  double agree_seconds = 0.25;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();
