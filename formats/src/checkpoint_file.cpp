@@ -361,11 +361,11 @@ void clear_open_flag(std::byte *image, std::uint64_t size) {
 
 
 // What a reused image must share with the save: everything in the file but the step, the
-// time, the creation time and the checksums.
+// time, the creation time, the metadata values and the checksums.
 std::string image_key(const CheckpointInfo &info, const std::vector<FieldWrite> &fields) {
   std::string k = fmt::format("{}|{}", info.library_version, info.nranks);
   for (const auto &[key, v] : info.metadata)
-    k += fmt::format("|m:{}={}", key, v);
+    k += fmt::format("|m:{}", key);
   for (const auto &f : fields) {
     k += fmt::format("|f:{}:{}:{}:{}", f.name, kind_name(f.kind), dtype_name(f.dtype), fmt::join(f.shape, "x"));
     if (f.grid)
@@ -382,8 +382,10 @@ std::string image_key(const CheckpointInfo &info, const std::vector<FieldWrite> 
 struct FileImage::Open {
   std::string key;
   Layout layout;
-  std::uint64_t data_end = 0; // end of the last raw data region
+  std::uint64_t data_end = 0;   // end of the last raw data region
+  std::uint64_t fresh_size = 0; // the image's size when it was built
   h5::Handle file, step, time, created, header_sum;
+  std::vector<h5::Handle> meta; // the metadata attributes, in key order
   std::vector<h5::Handle> sums; // per field: its checksum table (invalid when it has no blocks)
 };
 
@@ -422,6 +424,8 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
       o->time = attr("time");
       o->created = attr("created");
       o->header_sum = attr("ckpt_header_checksum");
+      for (const auto &[k, v] : info.metadata)
+        o->meta.push_back(attr(("meta." + k).c_str()));
       for (const auto &f : fields)
         o->sums.push_back(f.blocks.empty() ? h5::Handle()
                                            : h5::Handle(H5Dopen2(o->file, fmt::format("{}/{}/checksums", meta_group, f.name).c_str(), H5P_DEFAULT),
@@ -433,9 +437,17 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
       Open &o = *open_;
       h5::check(H5Awrite(o.step, H5T_NATIVE_INT64, &info.step), "writing the step");
       h5::check(H5Awrite(o.time, H5T_NATIVE_DOUBLE, &info.time), "writing the time");
-      h5::Handle vtype(H5Aget_type(o.created), "getting the type of 'created'");
-      const char *c = info.created.c_str();
-      h5::check(H5Awrite(o.created, vtype, &c), "writing the creation time");
+      // Variable-length strings (the creation time, the metadata): a value of another length
+      // takes new space in HDF5's global heap, so the image grows (rebuilt below).
+      auto write_string = [](hid_t attr, const std::string &value, const char *what) {
+        h5::Handle vtype(H5Aget_type(attr), fmt::format("getting the type of {}", what));
+        const char *c = value.c_str();
+        h5::check(H5Awrite(attr, vtype, &c), fmt::format("writing {}", what));
+      };
+      write_string(o.created, info.created, "the creation time");
+      std::size_t m = 0;
+      for (const auto &[k, v] : info.metadata)
+        write_string(o.meta[m++], v, "metadata");
       const std::uint64_t hsum = header_checksum(info);
       h5::check(H5Awrite(o.header_sum, H5T_NATIVE_UINT64, &hsum), "writing the header checksum");
       for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -456,6 +468,12 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
       throw Error(Errc::hdf5, -1, "cannot get the size of the checkpoint image");
     // The raw data regions end the file; the image HDF5 returns may stop before the last one
     // (never written), so the size is the larger of both.
+    if (o.fresh_size == 0) {
+      o.fresh_size = static_cast<std::uint64_t>(n);
+    } else if (static_cast<std::uint64_t>(n) > o.fresh_size + (8 << 10)) {
+      open_.reset(); // grown by rewritten strings: built anew, at its first size again
+      return build(header, fields, image, layout);
+    }
     const std::uint64_t size = std::max(static_cast<std::uint64_t>(n), o.data_end);
     image.reserve(std::max<std::uint64_t>(size, 1));
     if (H5Fget_file_image(o.file, image.data(), static_cast<std::size_t>(n)) != n)

@@ -360,3 +360,59 @@ TEST(FieldSets, OneSessionDifferentSetPerSave) {
   EXPECT_THROW(r.replicated("phase", &phase2), ckpt::Error);
   EXPECT_THROW(r.replicated("a/b", &phase2), ckpt::Error);
 }
+
+// Small saves rewrite only what changes in rank 0's in-memory file (the step, the time, the
+// checksums, metadata values): every one of many saves in a row must restore exactly its own
+// values, with metadata of changing length, and the file must not grow from save to save.
+TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  const std::uint64_t n0 = 40, n1 = 30;
+  std::uint64_t off, cnt;
+  row_block(n0, rank, size, off, cnt);
+  std::vector<double> u(cnt * n1);
+  std::int64_t counter = 0;
+  auto fill = [&](std::int64_t s) {
+    for (std::uint64_t i = 0; i < u.size(); ++i)
+      u[i] = value_at<double>(std::uint64_t(s), off * n1 + i);
+    counter = s * 3;
+  };
+  auto o = test_options(dir.path());
+  o.keep = 0;
+  std::uintmax_t smallest = ~std::uintmax_t(0), largest = 0;
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    cp.distributed("u", u.data(), {.global = {n0, n1}, .offset = {off, 0}, .count = {cnt, n1}});
+    cp.replicated("counter", &counter);
+    for (std::int64_t s = 1; s <= 60; ++s) {
+      fill(s);
+      cp.metadata("note", std::string(std::size_t(s % 23) * 40, 'x'));
+      cp.save(s, 0.5 * double(s));
+      if (rank == 0) {
+        const auto bytes = fs::file_size(dir / ckpt::checkpoint_file_name(s));
+        smallest = std::min(smallest, bytes);
+        largest = std::max(largest, bytes);
+      }
+    }
+  }
+  if (rank == 0) {
+    EXPECT_LE(largest, smallest + (16u << 10)) << "the file grew from save to save";
+  }
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.distributed("u", u.data(), {.global = {n0, n1}, .offset = {off, 0}, .count = {cnt, n1}});
+  cp.replicated("counter", &counter);
+  for (std::int64_t s : {1, 2, 17, 23, 59, 60}) {
+    std::fill(u.begin(), u.end(), -1.0);
+    counter = -1;
+    EXPECT_EQ(cp.restore_from(dir / ckpt::checkpoint_file_name(s)), s);
+    const auto got = u;
+    const std::int64_t got_counter = counter;
+    fill(s);
+    EXPECT_EQ(got_counter, s * 3);
+    EXPECT_EQ(std::memcmp(got.data(), u.data(), u.size() * sizeof(double)), 0) << "step " << s;
+    const auto info = ckpt::inspect(dir / ckpt::checkpoint_file_name(s));
+    EXPECT_EQ(info.step, s);
+    EXPECT_EQ(info.time, 0.5 * double(s));
+    EXPECT_EQ(info.metadata.at("note"), std::string(std::size_t(s % 23) * 40, 'x'));
+  }
+}
