@@ -241,6 +241,19 @@ h5::Handle checkpoint_fapl(const std::vector<FieldWrite> &fields) {
   return fapl;
 }
 
+// The file creation properties: the root group keeps its attributes in its object header
+// (compact storage) instead of a heap and B-tree once there are more than 8 of them, which
+// makes rewriting them cheap (FileImage). Each compact attribute must stay under 64 KiB.
+h5::Handle checkpoint_fcpl(const Header &header) {
+  h5::Handle fcpl(H5Pcreate(H5P_FILE_CREATE), "creating file creation properties");
+  bool small = header.metadata.size() < 200;
+  for (const auto &[k, v] : header.metadata)
+    small = small && k.size() + v.size() < (48u << 10) + 1024;
+  if (small)
+    h5::check(H5Pset_attr_phase_change(fcpl, 256, 200), "keeping the root attributes compact");
+  return fcpl;
+}
+
 // Every attribute, dataset and table of format v1 in `file`, the raw data regions allocated
 // early and not written. `final`: the block checksums (in `fields[i].blocks`) and the header
 // checksum are written as they are; otherwise zeros, for finish_file to fill in.
@@ -327,7 +340,7 @@ Layout create_file(const std::string &path, const Header &header, const std::vec
   const CheckpointInfo info = info_for(header, fields, iso_utc_now());
   h5::Handle fapl = checkpoint_fapl(fields);
   h5::check(H5Pset_fapl_sec2(fapl), "selecting the sec2 driver");
-  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fmt::format("creating {}", path));
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, checkpoint_fcpl(header), fapl), fmt::format("creating {}", path));
   Layout layout = lay_out(file, path, info, fields, false);
   file.close();
   return layout;
@@ -413,7 +426,7 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
       // A name unique in this process: HDF5 refuses to create a file that is open.
       static std::atomic<std::uint64_t> images{0};
       const std::string name = fmt::format("ckpt-image-{}-{}", ::getpid(), images++);
-      o->file = h5::Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+      o->file = h5::Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, checkpoint_fcpl(header), fapl),
                            "creating a checkpoint image in memory");
       o->layout = lay_out(o->file, name, info, fields, true);
       for (std::size_t i = 0; i < fields.size(); ++i)
