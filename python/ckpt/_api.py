@@ -504,6 +504,7 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
         raise make_error("invalid_argument", -1, f"save: step {step} is negative")
     if prep.stale:  # agreed: every rank (re)opens
         if session is not None:
+            session.plans = None   # the plan goes on with the new session (it is `slot`)
             _drop(session)
         session = None
         _close_sessions_of(path)
