@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 from . import _ckpt
 from . import _objects as O
+from . import _plan
 from . import _state as S
 from ._loops import _Position
 from ._errors import CheckpointError, UnsupportedValueError, make_error
@@ -149,50 +150,101 @@ def _field_set(fields):
 
 class _Prepared:
     """A state encoded for one save: the core's field set (arrays handed without copies),
-    the description (JSON) and what the agreement told every rank."""
-    __slots__ = ("fs", "tree", "fields", "step", "stale")
+    the description (JSON) and what the agreement told every rank. ``shared_fs``: the field
+    set belongs to a kept plan (a save must not add fields to it)."""
+    __slots__ = ("fs", "tree", "fields", "step", "stale", "shared_fs")
 
 
-def _prepare(comm, state, extra: dict | None = None, probe=None) -> _Prepared:
+class _PlanSlot:
+    """Where a Checkpointer or a ck.save session keeps the plan of its last save."""
+    __slots__ = ("plan",)
+
+    def __init__(self):
+        self.plan = None
+
+
+def _flatten_full(state, extra):
+    """The full path: flatten the state. Returns (flat, root, text of the description
+    without values, structure bytes, description with the values inline)."""
+    flat = S.Flat()
+    with S.deep_recursion("save"):
+        root = S.flatten(state, [], [], flat, False)
+        # The description has no values yet: what every rank must have the same.
+        root_text = S.dumps(root)
+        struct = f"[{root_text},{S.dumps(extra)}]".encode()   # == dumps([root, extra])
+        # Assume every plain value is the same on all ranks (checked below, with the
+        # whole description): then this is the description rank 0 writes.
+        for node, _, enc, _ in flat.leaves:
+            node["v"] = enc
+        doc = {"ckpt_python": S.format_of(root), "root": root}
+        doc.update(extra or {})
+        tree = S.dumps(doc)
+    flat.memo.clear()   # the plan must not keep the user's objects alive
+    return flat, root, root_text, struct, tree
+
+
+def _flatten_planned(plan, encs, extra):
+    """The fast path, for a state that matches `plan`: the planned description with this
+    save's plain values. Returns what _flatten_full does and the structure's hash words."""
+    flat = S.Flat()
+    flat.fields = plan.fields
+    flat.leaves = [(n, p, e, f) for (n, p, _, f), e in zip(plan.leaves, encs)]
+    for node, _, enc, _ in flat.leaves:
+        node.pop("r", None)   # a value that differed between ranks at an earlier save
+        node["v"] = enc
+    extra_text = S.dumps(extra)
+    struct = f"[{plan.root_text},{extra_text}]".encode()
+    if plan.extra_text != extra_text:
+        plan.extra_text, plan.struct_words = extra_text, _hash2(struct)
+    doc = {"ckpt_python": plan.format, "root": plan.root}
+    doc.update(extra or {})
+    return flat, plan.root, plan.root_text, struct, S.dumps(doc), plan.struct_words
+
+
+def _prepare(comm, state, extra: dict | None = None, probe=None,
+             slot: _PlanSlot | None = None) -> _Prepared:
     """Collective: flatten the state, agree on its structure and on which plain values are
     equal on all ranks, and build the field set. ``extra``: more entries of the description
     (the Checkpointer's loop position), which must be equal on all ranks. ``probe()``: local,
     called on every rank before the agreement; returns (stale, step): whether this rank
     wants the cached core session reopened (any rank's wish is agreed), and on rank 0 the
-    next step number (or None)."""
+    next step number (or None). ``slot``: the plan of the previous save; a state that
+    matches it skips the flattening (each rank decides for itself: both paths give the same
+    words), and a state saved the full way leaves its plan there."""
     size, rank = comm.size, comm.rank
     exc = None
-    flat = root = fs = tree = struct = None
+    flat = root = fs = tree = struct = struct_words = plan = None
     empty_here, stale, step = False, False, None
     try:
         if not isinstance(state, dict):
             raise make_error("invalid_argument", -1,
                              f"save: state must be a dict, got {type(state).__name__}",
                              UnsupportedValueError)
-        flat = S.Flat()
-        with S.deep_recursion("save"):
-            root = S.flatten(state, [], [], flat, False)
-            # The description has no values yet: what every rank must have the same.
-            struct = S.dumps([root, extra]).encode()
-            # Assume every plain value is the same on all ranks (checked below, with the
-            # whole description): then this is the description rank 0 writes.
-            for node, _, enc, _ in flat.leaves:
-                node["v"] = enc
-            doc = {"ckpt_python": S.format_of(root), "root": root}
-            doc.update(extra or {})
-            tree = S.dumps(doc)
-        empty_here = any(f.array.size == 0 for f in flat.fields)
-        if not empty_here:
-            fs = _field_set(flat.fields)
+        plan = slot.plan if slot is not None else None
+        encs = plan.match(state) if plan is not None else None
+        if encs is not None:
+            flat, root, root_text, struct, tree, struct_words = _flatten_planned(plan, encs, extra)
+            fs = plan.fs
+        else:
+            plan = None
+            if slot is not None:
+                slot.plan = None
+            flat, root, root_text, struct, tree = _flatten_full(state, extra)
+            struct_words = _hash2(struct)
+            empty_here = any(f.array.size == 0 for f in flat.fields)
+            if not empty_here:
+                fs = _field_set(flat.fields)
         if probe is not None:
             stale, step = probe()
     except Exception as e:  # noqa: BLE001 - agreed on and re-raised below
         exc = e
+        if slot is not None:
+            slot.plan = None
     # [0] lowest failing rank, [1] -reopen, [2:6] structure, [6:10] description, [10] -empty
     # somewhere, [11] rank 0's next step.
     if exc is None:
         words = [size, -int(bool(stale))]
-        words += _min_max_words(_hash2(struct))
+        words += _min_max_words(struct_words)
         words += _min_max_words(_hash2(tree.encode()))
         words += [-int(empty_here)]
     else:
@@ -204,11 +256,16 @@ def _prepare(comm, state, extra: dict | None = None, probe=None) -> _Prepared:
     if first < size:
         _raise_first(comm, first, exc)
     if not _all_equal(buf, 2, 2):
+        if slot is not None:
+            slot.plan = None
         _structure_error(comm, struct)
     out = _Prepared()
     out.stale = bool(buf[1])
     out.step = None if buf[11] == _INT64_MAX else int(buf[11])
     any_empty = bool(buf[10])
+    if slot is not None and plan is None and not any_empty:
+        # Saved the full way: the next save of the same shape takes the fast path.
+        slot.plan = _plan.make(state, flat, root, root_text, fs)
     fields = flat.fields
     if any_empty or not _all_equal(buf, 6, 2):
         fields, tree = _per_rank_values(comm, flat, root, extra)
@@ -219,7 +276,9 @@ def _prepare(comm, state, extra: dict | None = None, probe=None) -> _Prepared:
         # are empty on every rank (agreed: this branch is taken on every rank).
         fs = _run(comm, _field_set, fields)
     elif len(fields) > len(flat.fields):
-        fields[-1].register(fs)   # the per-rank values
+        # The per-rank values: a field set of this save only (a plan's set stays as it is).
+        fs = _field_set(fields)
+    out.shared_fs = slot is not None and slot.plan is not None and fs is slot.plan.fs
     out.fs, out.tree, out.fields = fs, tree, fields
     return out
 
@@ -301,6 +360,8 @@ def _save_with(core, prep: _Prepared, step, time):
     if len(tree) <= S.MAX_INLINE_TREE:
         core.metadata(S.TREE_KEY, tree)
     else:
+        if prep.shared_fs:   # a plan's field set: this save's own copy gets the tree
+            prep.fs, prep.shared_fs = _field_set(prep.fields), False
         # The core only reads it (a read-only view of the encoded bytes, no copy).
         prep.fs.replicated(S.TREE_FIELD, np.frombuffer(tree.encode(), dtype=np.uint8))
         core.metadata(S.TREE_KEY, "@" + S.TREE_FIELD)
@@ -328,10 +389,12 @@ def _save_with(core, prep: _Prepared, step, time):
 
 
 class _SaveSession:
-    __slots__ = ("comm", "key", "real", "ident", "core", "local")
+    __slots__ = ("comm", "key", "real", "ident", "core", "local", "plans")
 
     def close(self):
         core, self.core = self.core, None
+        if self.plans is not None:
+            self.plans.plan = None   # releases the arrays of the last save
         if core is not None:
             core.close()
 
@@ -431,13 +494,17 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
             next_step = entries[0][0] + 1 if entries else 0
         return stale, next_step
 
-    prep = _prepare(comm, state, probe=probe)
+    # The plan of the last save on this communicator (kept across a reopened session: it
+    # describes the state, not the core session).
+    slot = session.plans if session is not None else _PlanSlot()
+    prep = _prepare(comm, state, probe=probe, slot=slot)
     if step is None:
         step = prep.step
     if int(step) < 0:
         raise make_error("invalid_argument", -1, f"save: step {step} is negative")
     if prep.stale:  # agreed: every rank (re)opens
         if session is not None:
+            session.plans = None   # the plan goes on with the new session (it is `slot`)
             _drop(session)
         session = None
         _close_sessions_of(path)
@@ -446,6 +513,7 @@ def save(comm, state: dict, path=None, *, step: int | None = None, keep: int | N
             core = _ckpt.Checkpointer(comm, path, keep=keep, signals=[], quiet=_quiet)
         session = _SaveSession()
         session.comm, session.key, session.core = comm, key, core
+        session.plans = slot
         session.real = os.path.realpath(path)
         session.ident = _dir_ident(path) if comm.rank == 0 else None
         session.local = bool(core.options().get("local_dir"))
@@ -1064,6 +1132,7 @@ class Checkpointer:
         # A session that ck.save kept for this directory holds its lock (CKPT_DIR wins).
         _close_sessions_of(self._dir, os.environ.get("CKPT_DIR"))
         self._core = self._new_core()
+        self._plans = _PlanSlot()   # the plan of the last save (see _plan.py)
         _live.add(self)
         opts = self._core.options()
         self.path: str = opts["dir"]
@@ -1106,7 +1175,7 @@ class Checkpointer:
             raise make_error("invalid_argument", -1,
                              "Checkpointer.save: call restore(default_state) first")
         step = self.step if step is None else int(step)
-        prep = _prepare(self.comm, self.state, self._position_doc())
+        prep = _prepare(self.comm, self.state, self._position_doc(), slot=self._plans)
         # The core waits for an async save still in flight (commits it or raises its error)
         # before this one; this one's write then overlaps the next steps.
         _save_with(self._core, prep, step, self.time)

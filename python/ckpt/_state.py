@@ -686,9 +686,13 @@ def make_random(state) -> random.Random:
     return r
 
 
+# NaN and infinities are written as NaN/Infinity (Python's json reads them back). One encoder
+# for every call: json.dumps with these options would build a new one each time.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+
+
 def dumps(obj) -> str:
-    # NaN and infinities are written as NaN/Infinity (Python's json reads them back).
-    return json.dumps(obj, separators=(",", ":"), allow_nan=True)
+    return _ENCODER.encode(obj)
 
 
 Builder = Callable[[], Any]
