@@ -39,7 +39,7 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_LOCAL_DIR    | local_dir       | /dev/shm            |
 /// | CKPT_FLUSH_EVERY  | flush_every     | 10                  |
 /// | CKPT_AGREE_SECONDS| agree_seconds   | 0.25 (0: every step)|
-/// | CKPT_SMALL_BYTES  | small_bytes     | 8388608 (0: never)  |
+/// | CKPT_SMALL_BYTES  | small_bytes     | 1048576 (0: never)  |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -89,7 +89,7 @@ struct Options {
   /// rank 0's memory and written with one call: one create, one write, one fsync, one
   /// rename, one directory fsync. Larger ones are written by every rank at its offsets
   /// (O_DIRECT for large runs). 0: never. Not with `local_dir`.
-  std::uint64_t small_bytes = 8u << 20;
+  std::uint64_t small_bytes = 1u << 20;
   /// Seconds of steps between two step agreements, the only step boundaries that make an
   /// MPI call unless they checkpoint: signals, request_stop() and the clock are acted on at
   /// most about two such periods after they happen. Steps slower than this agree at every
