@@ -74,3 +74,12 @@ def watchdog(request):
     faulthandler.dump_traceback_later(seconds, exit=True, file=out)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def agree_every_step(monkeypatch):
+    """For tests that stop at known positions of short loops: the ranks agree at every step
+    boundary (CKPT_AGREE_SECONDS=0), so a stop requested after a step comes at the next
+    one. test_checkpointer.py's test_stop_with_cheap_steps and tests/bench/agreements.py
+    run with the default, where the agreements are up to 1000 boundaries apart."""
+    monkeypatch.setenv("CKPT_AGREE_SECONDS", "0")

@@ -9,13 +9,9 @@ import pytest
 import ckpt as ck
 
 
-@pytest.fixture(autouse=True)
-def agree_every_step(monkeypatch):
-    """These tests stop at known positions of short loops: the ranks agree at every step
-    boundary (CKPT_AGREE_SECONDS=0), so a stop requested after a step comes at the next
-    one. test_checkpointer.py's test_stop_with_cheap_steps and tests/bench/agreements.py
-    run with the default, where the agreements are up to 1000 boundaries apart."""
-    monkeypatch.setenv("CKPT_AGREE_SECONDS", "0")
+# These tests stop at known positions of short loops: the ranks agree at every step
+# boundary (conftest.py's agree_every_step).
+pytestmark = pytest.mark.usefixtures("agree_every_step")
 
 
 def program(comm, d, stop_when=None, every=3, sweeps=3, steps=4, ran=None, **kw):
