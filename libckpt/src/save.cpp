@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sys/statvfs.h>
@@ -32,8 +33,11 @@ void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t ste
     throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
   std::vector<formats::FieldWrite> writes = block_tables(fields, step);
   auto p = new_pending(step, time, t0, writes);
-  // Every rank decides alike: the payload comes from the agreed block tables.
-  if (!levels && opts.small_bytes > 0 && p->payload <= opts.small_bytes) {
+  // Every rank decides alike: the payload comes from the agreed block tables. What rank 0
+  // gathers (the state and a header per rank) stays far below MPI's 2 GiB count limit.
+  const bool small = opts.small_bytes > 0 && p->payload <= std::min<std::uint64_t>(opts.small_bytes, 1u << 30) &&
+                     std::uint64_t(comm.size()) * (80 + 8 * writes.size()) < (1u << 30);
+  if (!levels && small) {
     save_small(std::move(p), std::move(writes));
     return;
   }

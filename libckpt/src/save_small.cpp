@@ -134,8 +134,8 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       for (const auto &w : writes)
         bytes += packed_bytes(w, r);
       bytes = (bytes + 63) / 64 * 64;
-      if (total + bytes > std::uint64_t(std::numeric_limits<int>::max()))
-        throw Error(Errc::invalid_argument, 0, "a small save's gather exceeds 2 GiB: lower CKPT_SMALL_BYTES");
+      if (total + bytes > std::uint64_t(std::numeric_limits<int>::max())) // save() keeps it below 2 GiB
+        throw Error(Errc::internal, 0, "a small save's gather exceeds 2 GiB");
       counts[static_cast<std::size_t>(r)] = static_cast<int>(bytes);
       displs[static_cast<std::size_t>(r)] = static_cast<int>(total);
       total += bytes;

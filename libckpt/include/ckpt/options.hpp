@@ -88,7 +88,7 @@ struct Options {
   /// States of at most this many bytes (all ranks together) are built as one file in
   /// rank 0's memory and written with one call: one create, one write, one fsync, one
   /// rename, one directory fsync. Larger ones are written by every rank at its offsets
-  /// (O_DIRECT for large runs). 0: never. Not with `local_dir`.
+  /// (O_DIRECT for large runs). 0: never; at most 1 GiB is used. Not with `local_dir`.
   std::uint64_t small_bytes = 1u << 20;
   /// Seconds of steps between two step agreements, the only step boundaries that make an
   /// MPI call unless they checkpoint: signals, request_stop() and the clock are acted on at
