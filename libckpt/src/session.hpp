@@ -223,7 +223,8 @@ struct Checkpointer::Impl {
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
-  // The stages of save (save.cpp, agreement.cpp, write.cpp), then the commit (commit.cpp).
+  // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then
+  // the commit (commit.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
   std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,
                                        const std::vector<formats::FieldWrite> &writes);
