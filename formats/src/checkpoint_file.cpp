@@ -166,6 +166,22 @@ std::vector<std::int64_t> block_table(const FieldInfo &f, std::size_t &width) {
   return t;
 }
 
+// A field's block checksums, in block order: its checksum table.
+std::vector<std::uint64_t> block_checksums(const FieldWrite &f) {
+  std::vector<std::uint64_t> sums;
+  sums.reserve(f.blocks.size());
+  for (const auto &b : f.blocks)
+    sums.push_back(b.checksum);
+  return sums;
+}
+
+// Writes a field's checksum table `ds` (an open dataset).
+void write_checksums(hid_t ds, const FieldWrite &f) {
+  const auto sums = block_checksums(f);
+  h5::check(H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, sums.data()),
+            fmt::format("writing the checksums of field '{}'", f.name));
+}
+
 } // namespace
 
 std::uint64_t header_checksum(const CheckpointInfo &info) {
@@ -309,10 +325,7 @@ Layout lay_out(hid_t file, const std::string &path, const CheckpointInfo &info, 
     auto table = block_table(info.fields[i], width);
     const std::uint64_t nb = f.blocks.size();
     write_table(g, "blocks", H5T_NATIVE_INT64, table.data(), {nb, width}, true, H5P_DEFAULT);
-    std::vector<std::uint64_t> sums(nb, 0);
-    if (final)
-      for (std::size_t b = 0; b < nb; ++b)
-        sums[b] = f.blocks[b].checksum;
+    const std::vector<std::uint64_t> sums = final ? block_checksums(f) : std::vector<std::uint64_t>(nb, 0);
     write_table(g, "checksums", H5T_NATIVE_UINT64, sums.data(), {nb}, true, H5P_DEFAULT);
     if (f.kind == Kind::per_rank) {
       const std::uint64_t lnd = f.blocks.empty() ? 0 : f.blocks[0].local_shape.size();
@@ -371,7 +384,6 @@ void clear_open_flag(std::byte *image, std::uint64_t size) {
   const std::uint32_t fixed = H5_checksum_metadata(image, sum_at, 0);
   std::memcpy(image + sum_at, &fixed, 4);
 }
-
 
 // What a reused image must share with the save: everything in the file but the step, the
 // time, the creation time, the metadata values and the checksums.
@@ -463,15 +475,9 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
         write_string(o.meta[m++], v, "metadata");
       const std::uint64_t hsum = header_checksum(info);
       h5::check(H5Awrite(o.header_sum, H5T_NATIVE_UINT64, &hsum), "writing the header checksum");
-      for (std::size_t i = 0; i < fields.size(); ++i) {
-        if (!o.sums[i].valid())
-          continue;
-        std::vector<std::uint64_t> sums;
-        for (const auto &b : fields[i].blocks)
-          sums.push_back(b.checksum);
-        h5::check(H5Dwrite(o.sums[i], H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, sums.data()),
-                  fmt::format("writing the checksums of field '{}'", fields[i].name));
-      }
+      for (std::size_t i = 0; i < fields.size(); ++i)
+        if (o.sums[i].valid())
+          write_checksums(o.sums[i], fields[i]);
     }
     Open &o = *open_;
     o.layout.created = info.created;
@@ -509,15 +515,11 @@ void finish_file(const std::string &path, const Header &header, const std::vecto
   h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), fmt::format("opening {} to finish it", path));
   h5::Handle meta(H5Gopen2(file, meta_group, H5P_DEFAULT), "opening the _ckpt group");
   for (const auto &f : fields) {
-    std::vector<std::uint64_t> sums;
-    for (const auto &b : f.blocks)
-      sums.push_back(b.checksum);
-    if (sums.empty())
+    if (f.blocks.empty())
       continue;
     h5::Handle g(H5Gopen2(meta, f.name.c_str(), H5P_DEFAULT), fmt::format("opening the tables of field '{}'", f.name));
     h5::Handle ds(H5Dopen2(g, "checksums", H5P_DEFAULT), fmt::format("opening the checksums of field '{}'", f.name));
-    h5::check(H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, sums.data()),
-              fmt::format("writing the checksums of field '{}'", f.name));
+    write_checksums(ds, f);
   }
   const std::uint64_t hsum = header_checksum(info);
   h5::Handle attr(H5Aopen(file, "ckpt_header_checksum", H5P_DEFAULT), "opening the header checksum");

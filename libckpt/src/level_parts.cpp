@@ -31,23 +31,6 @@ constexpr std::uint64_t part_version = 1;
 
 Errc io_code(int err) { return err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io; }
 
-void pwrite_all(int fd, const void *data, std::uint64_t bytes, std::uint64_t off, const std::string &path) {
-  const char *p = static_cast<const char *>(data);
-  while (bytes > 0) {
-    const ssize_t w = ::pwrite(fd, p, static_cast<std::size_t>(std::min<std::uint64_t>(bytes, 1u << 30)),
-                               static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      const int err = w < 0 ? errno : EIO;
-      throw Error(io_code(err), -1, fmt::format("cannot write {}: {}", path, std::strerror(err)));
-    }
-    p += w;
-    off += static_cast<std::uint64_t>(w);
-    bytes -= static_cast<std::uint64_t>(w);
-  }
-}
-
 // Reads exactly `bytes`; a short read is damage (Errc::corrupt), a failing one Errc::io.
 void pread_all(int fd, void *data, std::uint64_t bytes, std::uint64_t off, const std::string &path) {
   char *p = static_cast<char *>(data);
@@ -163,6 +146,23 @@ std::map<std::string, std::string> &origins() {
 }
 
 } // namespace
+
+void pwrite_all(int fd, const void *data, std::uint64_t bytes, std::uint64_t off, const std::string &path) {
+  const char *p = static_cast<const char *>(data);
+  while (bytes > 0) {
+    const ssize_t w = ::pwrite(fd, p, static_cast<std::size_t>(std::min<std::uint64_t>(bytes, 1u << 30)),
+                               static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : EIO;
+      throw Error(io_code(err), -1, fmt::format("cannot write {}: {}", path, std::strerror(err)));
+    }
+    p += w;
+    off += static_cast<std::uint64_t>(w);
+    bytes -= static_cast<std::uint64_t>(w);
+  }
+}
 
 std::string part_name(std::int64_t step, int rank, std::uint64_t id) {
   return fmt::format("ckpt-{:012d}-r{:06d}-{:016x}.part", step, rank, id);

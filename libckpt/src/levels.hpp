@@ -44,6 +44,10 @@ struct PartInfo {
   std::string path;               ///< where it was read from (not stored)
 };
 
+/// Writes all `bytes` of `data` at offset `off` of `fd` (short writes continued, EINTR
+/// retried). \throws Error(no_space) for ENOSPC/EDQUOT, else Error(io), naming `path`.
+void pwrite_all(int fd, const void *data, std::uint64_t bytes, std::uint64_t off, const std::string &path);
+
 /// Ranges longer than this are split, so that a range is checked in bounded memory.
 inline constexpr std::uint64_t part_range_max = 8u << 20;
 

@@ -1,6 +1,6 @@
 // A small save (all ranks' payload at most Options::small_bytes, no node-local storage):
 // every rank packs its bytes and their checksums in one pass, one MPI_Gatherv brings them
-// to rank 0, and rank 0 builds the whole file in memory (formats::build_image, checksums
+// to rank 0, and rank 0 builds the whole file in memory (formats::FileImage, checksums
 // and header checksum included), places the data and writes it in one call: create, write,
 // fsync, rename, directory fsync. No layout broadcast, no HDF5 file on disk opened twice.
 // Sync: all that happens in save(), then one agreement. Async: save() returns after the
@@ -26,51 +26,42 @@ namespace {
 // Errc, 0 when ok), how many bytes follow, then one checksum per field.
 constexpr std::size_t head_words = 2;
 
-// The bytes rank `r` packs for field `w`: its block in C order (distributed, per-rank), or the
-// whole value (replicated, rank 0 only).
-std::uint64_t packed_bytes(const formats::FieldWrite &w, int r) {
-  const std::uint64_t elem = dtype_size(w.dtype);
-  if (volume(w.shape) == 0)
-    return 0;
-  if (w.kind == Kind::replicated)
-    return r == 0 ? volume(w.shape) * elem : 0;
-  for (const auto &b : w.blocks)
-    if (b.rank == r)
-      return volume(b.count) * elem;
-  return 0;
+// Every rank's part of every field, in the order the ranks packed them (field after field):
+// `part(field, block)` for each block that holds bytes. A block is a rank's part of a
+// distributed or per-rank field, or the whole of a replicated one (rank 0's).
+template <class F> void for_each_part(const std::vector<formats::FieldWrite> &writes, F &&part) {
+  for (std::size_t i = 0; i < writes.size(); ++i)
+    if (volume(writes[i].shape) > 0)
+      for (const auto &b : writes[i].blocks)
+        if (volume(b.count) > 0)
+          part(i, b);
 }
 
-// Rank r's part of every field as writes from its packed bytes at `data`, placed at the
-// file offsets of `layout`.
-formats::WritePlan placement(const std::vector<formats::FieldWrite> &writes, int r, const std::byte *data,
+// All ranks' packed bytes (rank r's at `data[r]`) as one plan of writes at the file offsets
+// of `layout`.
+formats::WritePlan placement(const std::vector<formats::FieldWrite> &writes, std::vector<const std::byte *> data,
                              const formats::Layout &layout) {
-  std::vector<formats::FieldWrite> mine;
-  mine.reserve(writes.size());
-  for (const auto &w : writes) {
+  std::vector<formats::FieldWrite> parts;
+  formats::Layout at;
+  for_each_part(writes, [&](std::size_t i, const BlockInfo &b) {
+    const auto &w = writes[i];
     formats::FieldWrite f;
     f.name = w.name;
     f.kind = w.kind;
     f.dtype = w.dtype;
     f.shape = w.shape;
-    const std::uint64_t n = packed_bytes(w, r);
-    f.write = n > 0;
-    f.data = data;
-    if (w.kind == Kind::replicated) {
-      f.offset.assign(w.shape.size(), 0);
-      f.count = w.shape;
-    } else {
-      for (const auto &b : w.blocks)
-        if (b.rank == r) {
-          f.offset = b.offset;
-          f.count = b.count;
-        }
-    }
-    f.memory = f.count;
-    f.memory_offset.assign(f.count.size(), 0);
-    data += n;
-    mine.push_back(std::move(f));
-  }
-  return formats::plan_writes(mine, layout, std::vector<bool>(writes.size(), false));
+    f.write = true;
+    f.offset = b.offset;
+    f.count = b.count;
+    f.memory = b.count;
+    f.memory_offset.assign(b.count.size(), 0);
+    const std::byte *&from = data[static_cast<std::size_t>(b.rank)];
+    f.data = from;
+    from += volume(b.count) * dtype_size(w.dtype);
+    parts.push_back(std::move(f));
+    at.data_offset.push_back(layout.data_offset[i]);
+  });
+  return formats::plan_writes(parts, at, std::vector<bool>(parts.size(), false));
 }
 
 // Writes `n` bytes of `image` to a new file at `path` and fsyncs it.
@@ -81,23 +72,17 @@ void write_file(const fs::path &path, const std::byte *image, std::uint64_t n, d
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0)
     throw Error(Errc::io, 0, fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
-  auto fail = [&](int err, const char *what) {
+  try {
+    detail::pwrite_all(fd, image, n, 0, path.string());
+    if (::fsync(fd) != 0) {
+      const int err = errno;
+      throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, 0,
+                  fmt::format("fsync failed for {}: {}", path.string(), std::strerror(err)));
+    }
+  } catch (...) {
     ::close(fd);
-    throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, 0,
-                fmt::format("{} {}: {}", what, path.string(), std::strerror(err)));
-  };
-  std::uint64_t done = 0;
-  while (done < n) {
-    const ssize_t w = ::pwrite(fd, image + done, static_cast<std::size_t>(std::min<std::uint64_t>(n - done, 1u << 30)),
-                               static_cast<off_t>(done));
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      fail(w < 0 ? errno : EIO, "cannot write");
-    done += static_cast<std::uint64_t>(w);
+    throw;
   }
-  if (::fsync(fd) != 0)
-    fail(errno, "fsync failed for");
   if (::close(fd) != 0)
     throw Error(Errc::io, 0, fmt::format("cannot close {}: {}", path.string(), std::strerror(errno)));
   detail::fault_apply(f_fsync, "fsync", 0);
@@ -127,19 +112,21 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
 
   // Rank 0 receives every rank's head and bytes, at offsets it computes from the block tables.
   std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));
+  std::vector<std::uint64_t> expected(static_cast<std::size_t>(n), 0); // bytes each rank packs
   std::uint64_t total = 0;
-  if (rank() == 0)
+  if (rank() == 0) {
+    for_each_part(writes, [&](std::size_t i, const BlockInfo &b) {
+      expected[static_cast<std::size_t>(b.rank)] += volume(b.count) * dtype_size(writes[i].dtype);
+    });
     for (int r = 0; r < n; ++r) {
-      std::uint64_t bytes = head;
-      for (const auto &w : writes)
-        bytes += packed_bytes(w, r);
-      bytes = (bytes + 63) / 64 * 64;
+      std::uint64_t bytes = (head + expected[static_cast<std::size_t>(r)] + 63) / 64 * 64;
       if (total + bytes > std::uint64_t(std::numeric_limits<int>::max())) // save() keeps it below 2 GiB
         throw Error(Errc::internal, 0, "a small save's gather exceeds 2 GiB");
       counts[static_cast<std::size_t>(r)] = static_cast<int>(bytes);
       displs[static_cast<std::size_t>(r)] = static_cast<int>(total);
       total += bytes;
     }
+  }
   const int sent = static_cast<int>((head + plan.bytes + 63) / 64 * 64);
   small_data.reserve(rank() == 0 ? std::max<std::uint64_t>(total, 1) : std::uint64_t(sent));
   auto *words = reinterpret_cast<std::uint64_t *>(small_data.data()); // rank 0: its own part comes first
@@ -164,28 +151,28 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
   std::uint64_t file_bytes = 0;
   bool others_ok = true;
   if (rank() == 0 && packing.ok()) {
+    // Rank r's head and its packed bytes in the gathered buffer.
+    auto head_of = [&](int r) {
+      return reinterpret_cast<const std::uint64_t *>(small_data.data() + displs[static_cast<std::size_t>(r)]);
+    };
     for (int r = 1; r < n; ++r)
-      others_ok = others_ok && reinterpret_cast<const std::uint64_t *>(small_data.data() + displs[std::size_t(r)])[0] == 0;
+      others_ok = others_ok && head_of(r)[0] == 0;
     if (others_ok)
       p->status = mpi::capture(0, [&] {
+        std::vector<const std::byte *> data(static_cast<std::size_t>(n));
         for (int r = 0; r < n; ++r) {
-          const auto *h = reinterpret_cast<const std::uint64_t *>(small_data.data() + displs[std::size_t(r)]);
-          std::uint64_t expected = 0;
-          for (const auto &w : writes)
-            expected += packed_bytes(w, r);
-          if (h[1] != expected)
-            throw Error(Errc::internal, 0, fmt::format("rank {} packed {} bytes for a small save, {} expected", r, h[1], expected));
-          for (std::size_t i = 0; i < nf; ++i)
-            if (hashed[i])
-              for (auto &b : writes[i].blocks)
-                if (b.rank == r)
-                  b.checksum = h[head_words + i];
+          if (head_of(r)[1] != expected[static_cast<std::size_t>(r)])
+            throw Error(Errc::internal, 0, fmt::format("rank {} packed {} bytes for a small save, {} expected", r,
+                                                       head_of(r)[1], expected[static_cast<std::size_t>(r)]));
+          data[static_cast<std::size_t>(r)] = reinterpret_cast<const std::byte *>(head_of(r)) + head;
         }
+        for (std::size_t i = 0; i < nf; ++i)
+          if (hashed[i])
+            for (auto &b : writes[i].blocks)
+              b.checksum = head_of(b.rank)[head_words + i];
         formats::Layout layout;
         file_bytes = small_image.build(p->header, writes, small_file, layout);
-        for (int r = 0; r < n; ++r)
-          formats::place_plan(placement(writes, r, small_data.data() + displs[std::size_t(r)] + head, layout),
-                              small_file.data());
+        formats::place_plan(placement(writes, std::move(data), layout), small_file.data());
       });
   }
   p->writes = std::move(writes);

@@ -46,9 +46,10 @@ class Staging;
 /// rank 0 only, on the thread that makes every other HDF5 call.
 ///
 /// The in-memory file stays open between saves: when a save has the same fields, blocks
-/// and metadata as the previous one, only the values that change (step, time, creation
-/// time, checksums, header checksum) are rewritten, which costs a fraction of building a
-/// new file.
+/// and metadata keys as the previous one, only the values that change (step, time,
+/// creation time, metadata values, checksums, header checksum) are rewritten, which costs a
+/// fraction of building a new file. It is built anew once rewritten strings have grown it
+/// by 8 KiB.
 class FileImage {
 public:
   FileImage();
