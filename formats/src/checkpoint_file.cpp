@@ -4,6 +4,8 @@
 #include <ckpt/formats/raw_writer.hpp>
 #include <ckpt/version.hpp>
 
+#include "image_spots.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -409,10 +411,67 @@ struct FileImage::Open {
   Layout layout;
   std::uint64_t data_end = 0;   // end of the last raw data region
   std::uint64_t fresh_size = 0; // the image's size when it was built
+  std::uint64_t size = 0;       // the image's size now
   h5::Handle file, step, time, created, header_sum;
   std::vector<h5::Handle> meta; // the metadata attributes, in key order
   std::vector<h5::Handle> sums; // per field: its checksum table (invalid when it has no blocks)
+  // Where the changing values lie in the image (image_spots.hpp), for patch(): step, time,
+  // created, header checksum, then the metadata values in key order. Empty: not patchable.
+  std::vector<detail::Spot> spots;
+  std::vector<std::uint64_t> sums_at; // per field: its checksum table in the image
 };
+
+namespace {
+
+constexpr std::size_t spot_step = 0, spot_time = 1, spot_created = 2, spot_header_sum = 3, spot_meta = 4;
+
+void put(std::byte *image, const detail::Spot &s, const void *value) { std::memcpy(image + s.at, value, s.bytes); }
+
+// The checksum tables' bytes in the image (`sums[i]` open, its values written).
+std::uint64_t table_at(hid_t ds) {
+  const haddr_t a = ds < 0 ? HADDR_UNDEF : H5Dget_offset(ds);
+  return a == HADDR_UNDEF ? Layout::no_offset : static_cast<std::uint64_t>(a);
+}
+
+// Finds where the changing values lie in the image just copied from HDF5 (which holds
+// `info`'s values), and checks that each holds what HDF5 wrote there: a value found
+// anywhere else leaves the image to be rebuilt by HDF5 at every save instead.
+void find_spots(FileImage::Open &o, const CheckpointInfo &info, const std::vector<FieldWrite> &fields,
+                const std::byte *image, std::uint64_t size) {
+  o.spots.clear();
+  o.sums_at.clear();
+  std::vector<std::string> names{"step", "time", "created", "ckpt_header_checksum"};
+  for (const auto &[k, v] : info.metadata)
+    names.push_back("meta." + k);
+  auto spots = detail::find_root_attributes(image, size, names);
+  if (!spots)
+    return;
+  auto holds = [&](const detail::Spot &s, const void *value, std::uint64_t bytes) {
+    return s.bytes == bytes && s.at + bytes <= size && std::memcmp(image + s.at, value, bytes) == 0;
+  };
+  const std::uint64_t hsum = header_checksum(info);
+  bool ok = holds((*spots)[spot_step], &info.step, 8) && holds((*spots)[spot_time], &info.time, 8) &&
+            holds((*spots)[spot_created], info.created.data(), info.created.size()) &&
+            holds((*spots)[spot_header_sum], &hsum, 8);
+  std::size_t m = spot_meta;
+  for (const auto &[k, v] : info.metadata)
+    ok = ok && holds((*spots)[m++], v.data(), v.size());
+  std::vector<std::uint64_t> sums_at;
+  for (std::size_t i = 0; i < fields.size() && ok; ++i) {
+    sums_at.push_back(o.sums[i].valid() ? table_at(o.sums[i]) : Layout::no_offset);
+    if (o.sums[i].valid()) {
+      const auto sums = block_checksums(fields[i]);
+      ok = sums_at.back() != Layout::no_offset && sums_at.back() + 8 * sums.size() <= size &&
+           std::memcmp(image + sums_at.back(), sums.data(), 8 * sums.size()) == 0;
+    }
+  }
+  if (ok) {
+    o.spots = std::move(*spots);
+    o.sums_at = std::move(sums_at);
+  }
+}
+
+} // namespace
 
 FileImage::FileImage() = default;
 
@@ -500,12 +559,52 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
     clear_open_flag(image.data(), static_cast<std::uint64_t>(n));
     // Alignment gaps and unwritten data regions: zeros, so that a file is a function of its contents.
     std::memset(image.data() + n, 0, static_cast<std::size_t>(size - static_cast<std::uint64_t>(n)));
+    find_spots(o, info, fields, image.data(), static_cast<std::uint64_t>(n));
+    o.size = size;
     layout = o.layout;
     return size;
   } catch (...) {
     open_.reset(); // built anew next time
     throw;
   }
+}
+
+bool FileImage::patchable(const Header &header, const std::vector<FieldWrite> &fields) const {
+  if (!open_ || open_->spots.empty())
+    return false;
+  const Open &o = *open_;
+  std::size_t m = spot_meta;
+  for (const auto &[k, v] : header.metadata)
+    if (m >= o.spots.size() || o.spots[m++].bytes != v.size())
+      return false; // a value of another length: HDF5 allocates it anew
+  return image_key(info_for(header, fields, o.layout.created), fields) == o.key;
+}
+
+std::uint64_t FileImage::patch(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
+                               Layout &layout) {
+  Open &o = *open_;
+  const CheckpointInfo info = info_for(header, fields, iso_utc_now());
+  if (info.created.size() != o.spots[spot_created].bytes)
+    throw Error(Errc::internal, -1, fmt::format("the creation time '{}' does not fit the checkpoint image", info.created));
+  std::byte *p = image.data();
+  put(p, o.spots[spot_step], &info.step);
+  put(p, o.spots[spot_time], &info.time);
+  put(p, o.spots[spot_created], info.created.data());
+  const std::uint64_t hsum = header_checksum(info);
+  put(p, o.spots[spot_header_sum], &hsum);
+  std::size_t m = spot_meta;
+  for (const auto &[k, v] : info.metadata)
+    put(p, o.spots[m++], v.data());
+  for (const auto &s : o.spots) // after every value of a chunk is in place
+    detail::update_chunk_checksum(p, s);
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    if (o.sums_at[i] != Layout::no_offset) {
+      const auto sums = block_checksums(fields[i]);
+      std::memcpy(p + o.sums_at[i], sums.data(), 8 * sums.size());
+    }
+  o.layout.created = info.created;
+  layout = o.layout;
+  return o.size;
 }
 
 void finish_file(const std::string &path, const Header &header, const std::vector<FieldWrite> &fields,

@@ -84,14 +84,11 @@ std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to
 
 void append_stats_line(const fs::path &dir, const std::string &line) {
   const int fd = ::open((dir / "ckpt-stats.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0666);
-  std::FILE *f = fd >= 0 ? ::fdopen(fd, "a") : nullptr;
-  if (!f) {
-    if (fd >= 0)
-      ::close(fd);
+  if (fd < 0)
     return; // statistics are best effort; the checkpoint itself is committed
-  }
-  std::fprintf(f, "%s\n", line.c_str());
-  std::fclose(f);
+  const std::string text = line + "\n";
+  [[maybe_unused]] const ssize_t n = ::write(fd, text.data(), text.size()); // one append: lines never interleave
+  ::close(fd);
 }
 
 std::string json_string(std::string_view text) {

@@ -3,12 +3,16 @@
 // to rank 0, and rank 0 builds the whole file in memory (formats::FileImage, checksums
 // and header checksum included), places the data and writes it in one call: create, write,
 // fsync, rename, directory fsync. No layout broadcast, no HDF5 file on disk opened twice.
-// Sync: all that happens in save(), then one agreement. Async: save() returns after the
-// gather; rank 0's write, fsync and commit run on its background writer, and every rank
-// learns the outcome at a later agreement (commit_small).
+// A save with the same structure as the previous one (fields, blocks, metadata keys and the
+// lengths of the metadata values) patches the previous image instead (FileImage::patch): no
+// HDF5 call. Sync: all that happens in save(), then one agreement. Async: save() returns
+// after the gather; rank 0's patch, write, fsync and commit run on its background writer,
+// and every rank learns the outcome at a later agreement (commit_small).
 #include "session.hpp"
 
 #include "commit.hpp"
+
+#include <ckpt/formats/checksum.hpp>
 
 #include <fmt/format.h>
 
@@ -23,16 +27,16 @@ namespace ckpt {
 namespace {
 
 // What each rank sends ahead of its packed bytes, in 64-bit words: its outcome so far (an
-// Errc, 0 when ok), how many bytes follow, then one checksum per field.
-constexpr std::size_t head_words = 2;
+// Errc, 0 when ok) and how many bytes follow.
+constexpr std::uint64_t head = 16;
 
 // Every rank's part of every field, in the order the ranks packed them (field after field):
 // `part(field, block)` for each block that holds bytes. A block is a rank's part of a
 // distributed or per-rank field, or the whole of a replicated one (rank 0's).
-template <class F> void for_each_part(const std::vector<formats::FieldWrite> &writes, F &&part) {
+template <class Writes, class F> void for_each_part(Writes &writes, F &&part) {
   for (std::size_t i = 0; i < writes.size(); ++i)
     if (volume(writes[i].shape) > 0)
-      for (const auto &b : writes[i].blocks)
+      for (auto &b : writes[i].blocks)
         if (volume(b.count) > 0)
           part(i, b);
 }
@@ -62,6 +66,24 @@ formats::WritePlan placement(const std::vector<formats::FieldWrite> &writes, std
     at.data_offset.push_back(layout.data_offset[i]);
   });
   return formats::plan_writes(parts, at, std::vector<bool>(parts.size(), false));
+}
+
+// Every rank's block checksums, from its packed bytes (rank r's at `data[r]`), read in the
+// order placement() reads them. A replicated field keeps the checksum block_tables computed
+// (rank 0's value, compared with every rank's).
+void hash_parts(std::vector<formats::FieldWrite> &writes, std::vector<const std::byte *> data) {
+  const std::byte nothing{};
+  for (auto &w : writes) // an empty block's checksum is that of no bytes
+    if (w.kind != Kind::replicated)
+      for (auto &b : w.blocks)
+        b.checksum = formats::checksum(&nothing, 0);
+  for_each_part(writes, [&](std::size_t i, BlockInfo &b) {
+    const std::byte *&from = data[static_cast<std::size_t>(b.rank)];
+    const std::uint64_t bytes = volume(b.count) * dtype_size(writes[i].dtype);
+    if (writes[i].kind != Kind::replicated)
+      b.checksum = formats::checksum(from, static_cast<std::size_t>(bytes));
+    from += bytes;
+  });
 }
 
 // Writes `n` bytes of `image` to a new file at `path` and fsyncs it.
@@ -96,19 +118,18 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
   p->small = true;
   const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
 
-  // 1. This rank's bytes, packed field after field in file order, and its checksums: the plan
-  //    of a file whose fields follow each other with no gap.
+  // 1. This rank's bytes, packed field after field in file order: the plan of a file whose
+  //    fields follow each other with no gap. Rank 0 hashes every rank's bytes later, on its
+  //    background writer when it can (async and a patched image), so that a save costs
+  //    the other ranks and rank 0's solver thread one copy of the state.
   formats::Layout packed;
   std::uint64_t end = 0;
-  std::vector<bool> hashed(nf);
   for (std::size_t i = 0; i < nf; ++i) {
     const std::uint64_t bytes = volume(writes[i].shape) * dtype_size(writes[i].dtype);
     packed.data_offset.push_back(bytes == 0 ? formats::Layout::no_offset : end);
     end += bytes;
-    hashed[i] = writes[i].kind != Kind::replicated; // replicated: compared and hashed in block_tables
   }
-  const formats::WritePlan plan = formats::plan_writes(writes, packed, hashed);
-  const std::uint64_t head = 8 * (head_words + nf);
+  const formats::WritePlan plan = formats::plan_writes(writes, packed, std::vector<bool>(nf, false));
 
   // Rank 0 receives every rank's head and bytes, at offsets it computes from the block tables.
   std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));
@@ -133,8 +154,7 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
   std::memset(words, 0, head);
   const mpi::Status packing = mpi::capture(rank(), [&] {
     detail::fault_apply(f_write, "write", rank());
-    const auto digests = formats::pack_plan(plan, small_data.data() + head);
-    std::memcpy(words + head_words, digests.data(), 8 * nf);
+    formats::pack_plan(plan, small_data.data() + head);
     // The other ranks' data path ends here: what "after the data" means for them.
     if (rank() != 0)
       detail::fault_apply(f_fsync, "fsync", rank());
@@ -145,11 +165,15 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
                          counts.data(), displs.data(), MPI_BYTE, 0, comm.get()),
              "gathering a small checkpoint to rank 0", rank());
 
-  // 2. Rank 0: every rank's checksums into the block tables, the file built in memory, every
-  //    rank's bytes placed in it. A rank that failed keeps its own error (agreed later).
+  // 2. Rank 0: every rank's bytes found in the gathered buffer, and the file made in memory.
+  //    When the last image has this save's structure, the bytes are hashed and the image
+  //    patched later (no HDF5 call, so on the background writer when async); otherwise
+  //    they are hashed and HDF5 builds the file now. A rank that failed keeps its own error
+  //    (agreed later).
   p->status = packing;
   std::uint64_t file_bytes = 0;
-  bool others_ok = true;
+  std::vector<const std::byte *> data(static_cast<std::size_t>(n)); // rank r's packed bytes
+  bool others_ok = true, patch = false;
   if (rank() == 0 && packing.ok()) {
     // Rank r's head and its packed bytes in the gathered buffer.
     auto head_of = [&](int r) {
@@ -159,20 +183,19 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       others_ok = others_ok && head_of(r)[0] == 0;
     if (others_ok)
       p->status = mpi::capture(0, [&] {
-        std::vector<const std::byte *> data(static_cast<std::size_t>(n));
         for (int r = 0; r < n; ++r) {
           if (head_of(r)[1] != expected[static_cast<std::size_t>(r)])
             throw Error(Errc::internal, 0, fmt::format("rank {} packed {} bytes for a small save, {} expected", r,
                                                        head_of(r)[1], expected[static_cast<std::size_t>(r)]));
           data[static_cast<std::size_t>(r)] = reinterpret_cast<const std::byte *>(head_of(r)) + head;
         }
-        for (std::size_t i = 0; i < nf; ++i)
-          if (hashed[i])
-            for (auto &b : writes[i].blocks)
-              b.checksum = head_of(b.rank)[head_words + i];
-        formats::Layout layout;
-        file_bytes = small_image.build(p->header, writes, small_file, layout);
-        formats::place_plan(placement(writes, std::move(data), layout), small_file.data());
+        patch = small_image.patchable(p->header, writes);
+        if (!patch) {
+          hash_parts(writes, data);
+          formats::Layout layout;
+          file_bytes = small_image.build(p->header, writes, small_file, layout);
+          formats::place_plan(placement(writes, data, layout), small_file.data());
+        }
       });
   }
   p->writes = std::move(writes);
@@ -180,10 +203,17 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
   // 3. Rank 0 writes the file, fsyncs it, renames it into place, fsyncs the directory, moves
   //    LATEST and prunes: now (sync), or on the background writer (async).
   const bool writes_file = rank() == 0 && p->status.ok() && others_ok;
-  auto write_and_publish = [this, file_bytes, f_fsync](Pending &job) {
+  auto write_and_publish = [this, file_bytes, f_fsync, patch, data = std::move(data)](Pending &job) {
     job.status = mpi::capture(0, [&] {
+      std::uint64_t bytes = file_bytes;
+      if (patch) {
+        hash_parts(job.writes, data);
+        formats::Layout layout;
+        bytes = small_image.patch(job.header, job.writes, small_file, layout);
+        formats::place_plan(placement(job.writes, data, layout), small_file.data());
+      }
       try {
-        write_file(job.tmp_path, small_file.data(), file_bytes, f_fsync);
+        write_file(job.tmp_path, small_file.data(), bytes, f_fsync);
         detail::publish(dir, job.tmp_path, job.final_name);
       } catch (...) {
         ::unlink(job.tmp_path.c_str());

@@ -1,6 +1,9 @@
 // Round trips of every dtype and every kind of state, the loop helper, retention, LATEST.
 #include "test_helpers.hpp"
 
+#include <ckpt/formats/checksum.hpp>
+#include <ckpt/formats/raw_writer.hpp>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -363,7 +366,9 @@ TEST(FieldSets, OneSessionDifferentSetPerSave) {
 
 // Small saves rewrite only what changes in rank 0's in-memory file (the step, the time, the
 // checksums, metadata values): every one of many saves in a row must restore exactly its own
-// values, with metadata of changing length, and the file must not grow from save to save.
+// values, and the file must not grow from save to save. The metadata value changes at every
+// save and its length at every fourth, so saves alternate between HDF5 rewriting the values
+// and a patch of the previous image (FileImage::patch).
 TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
   ScratchDir dir;
   const int rank = world_rank(), size = world_size();
@@ -377,6 +382,7 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
       u[i] = value_at<double>(std::uint64_t(s), off * n1 + i);
     counter = s * 3;
   };
+  auto note = [](std::int64_t s) { return std::string(std::size_t(s / 4 % 23) * 40 + 1, char('a' + s % 26)); };
   auto o = test_options(dir.path());
   o.keep = 0;
   std::uintmax_t smallest = ~std::uintmax_t(0), largest = 0;
@@ -386,7 +392,7 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
     cp.replicated("counter", &counter);
     for (std::int64_t s = 1; s <= 60; ++s) {
       fill(s);
-      cp.metadata("note", std::string(std::size_t(s % 23) * 40, 'x'));
+      cp.metadata("note", note(s));
       cp.save(s, 0.5 * double(s));
       if (rank == 0) {
         const auto bytes = fs::file_size(dir / ckpt::checkpoint_file_name(s));
@@ -413,6 +419,82 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
     const auto info = ckpt::inspect(dir / ckpt::checkpoint_file_name(s));
     EXPECT_EQ(info.step, s);
     EXPECT_EQ(info.time, 0.5 * double(s));
-    EXPECT_EQ(info.metadata.at("note"), std::string(std::size_t(s % 23) * 40, 'x'));
+    EXPECT_EQ(info.metadata.at("note"), note(s));
   }
+}
+
+// A small save with the structure of the previous one (and metadata values of the same
+// lengths) patches rank 0's last image without calling HDF5 (FileImage::patch). The patched
+// file must be a valid checkpoint of the new values: HDF5 reads it (its own metadata
+// checksums pass), ckpt's header and block checksums pass, and every value is the new one.
+TEST(SmallSaves, APatchedImageIsAValidCheckpointOfTheNewValues) {
+  ScratchDir dir; // collective
+  if (world_rank() != 0)
+    return;
+  namespace F = ckpt::formats;
+  std::vector<double> a(120), b(120);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = double(i);
+    b[i] = -0.5 * double(i);
+  }
+  auto fields = [](const std::vector<double> &v, std::uint64_t rows) {
+    F::FieldWrite f;
+    f.name = "u";
+    f.kind = ckpt::Kind::distributed;
+    f.dtype = ckpt::Dtype::f64;
+    f.shape = {rows, v.size() / rows};
+    ckpt::BlockInfo blk;
+    blk.offset = {0, 0};
+    blk.count = f.shape;
+    blk.local_shape = f.shape;
+    blk.checksum = F::checksum(v.data(), v.size() * sizeof(double));
+    f.blocks = {blk};
+    return std::vector<F::FieldWrite>{f};
+  };
+  auto write = [&](const F::Staging &image, std::uint64_t bytes, const char *name) {
+    const fs::path file = dir / name;
+    std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char *>(image.data()), std::streamsize(bytes));
+    return file;
+  };
+
+  F::Header h1;
+  h1.step = 5;
+  h1.time = 1.5;
+  h1.metadata = {{"note", "first"}, {"z", "1"}};
+  F::FileImage fi;
+  F::Staging image;
+  F::Layout layout;
+  const std::uint64_t built = fi.build(h1, fields(a, 10), image, layout);
+  std::memcpy(image.data() + layout.data_offset[0], a.data(), a.size() * sizeof(double));
+  EXPECT_TRUE(ckpt::verify(write(image, built, "built.h5")).ok);
+
+  F::Header h2 = h1;
+  h2.step = 123456789012;
+  h2.time = -2.25;
+  h2.metadata = {{"note", "later"}, {"z", "2"}};
+  ASSERT_TRUE(fi.patchable(h2, fields(b, 10))) << "same structure, same value lengths";
+  const std::uint64_t patched = fi.patch(h2, fields(b, 10), image, layout);
+  EXPECT_EQ(patched, built);
+  std::memcpy(image.data() + layout.data_offset[0], b.data(), b.size() * sizeof(double));
+  const fs::path file = write(image, patched, "patched.h5");
+  const auto report = ckpt::verify(file);
+  EXPECT_TRUE(report.ok) << report.reason;
+  EXPECT_EQ(report.bytes_checked, b.size() * sizeof(double));
+  const auto info = ckpt::inspect(file);
+  EXPECT_EQ(info.step, h2.step);
+  EXPECT_EQ(info.time, h2.time);
+  EXPECT_EQ(info.metadata, h2.metadata);
+
+  // A changed value in the patched file is found: the checksums are the new values' own.
+  image.data()[layout.data_offset[0] + 3] ^= std::byte{1};
+  EXPECT_FALSE(ckpt::verify(write(image, patched, "damaged.h5")).ok);
+
+  // Anything else goes through HDF5 again.
+  F::Header longer = h2;
+  longer.metadata["note"] = "a longer value";
+  EXPECT_FALSE(fi.patchable(longer, fields(b, 10))) << "a metadata value of another length";
+  EXPECT_FALSE(fi.patchable(h2, fields(b, 12))) << "another shape";
+  F::Header more = h2;
+  more.metadata["y"] = "3";
+  EXPECT_FALSE(fi.patchable(more, fields(b, 10))) << "another metadata key";
 }

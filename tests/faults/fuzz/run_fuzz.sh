@@ -32,7 +32,7 @@ sources=(
   "$here/fuzz_reader.cpp"
   "$src/libckpt/src/catalog.cpp" "$src/libckpt/src/level_parts.cpp"
   "$src/libckpt/base/src/error.cpp" "$src/libckpt/base/src/types.cpp" "$src/libckpt/base/src/version.cpp"
-  "$src/formats/src/model.cpp" "$src/formats/src/checkpoint_file.cpp" "$src/formats/src/checksum.cpp"
+  "$src/formats/src/model.cpp" "$src/formats/src/checkpoint_file.cpp" "$src/formats/src/image_spots.cpp" "$src/formats/src/checksum.cpp"
   "$src/formats/src/hdf5.cpp" "$src/formats/src/image_view.cpp" "$src/formats/src/raw_writer.cpp"
   "$src/formats/src/raw_reader.cpp"
 )

@@ -50,6 +50,11 @@ class Staging;
 /// creation time, metadata values, checksums, header checksum) are rewritten, which costs a
 /// fraction of building a new file. It is built anew once rewritten strings have grown it
 /// by 8 KiB.
+///
+/// When, moreover, every metadata value keeps its length, patch() rewrites those values in
+/// the last image itself, with HDF5's metadata checksums, and calls no HDF5 function: it may
+/// run on a background thread while the application calls HDF5 (image_spots.cpp finds
+/// where the values lie after each build, and checks each holds what HDF5 wrote there).
 class FileImage {
 public:
   FileImage();
@@ -59,9 +64,17 @@ public:
   /// Leaves the image in `image` and returns its size; `layout` says where each field's
   /// data goes.
   std::uint64_t build(const Header &header, const std::vector<FieldWrite> &fields, Staging &image, Layout &layout);
+  /// Whether patch() can make the file of this save from the last image built (the same
+  /// structure, metadata values of the same lengths). On the thread of build().
+  bool patchable(const Header &header, const std::vector<FieldWrite> &fields) const;
+  /// After patchable() said yes: rewrites `image` (the last image built or patched) for this
+  /// save, returns its size and sets `layout`. No HDF5 call; build() and patchable() must
+  /// not run at the same time.
+  std::uint64_t patch(const Header &header, const std::vector<FieldWrite> &fields, Staging &image, Layout &layout);
+
+  struct Open; // the in-memory file and where its changing values lie
 
 private:
-  struct Open;
   std::unique_ptr<Open> open_;
 };
 
