@@ -1,6 +1,26 @@
 #include "async_writer.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
 namespace ckpt::detail {
+
+namespace {
+
+// Lets the calling thread run on every CPU: the kernel intersects the mask with the
+// process's cpuset, so it ends up on the CPUs the job may use. Best effort: a failure
+// leaves the inherited binding.
+void allow_every_cpu() {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  const long n = ::sysconf(_SC_NPROCESSORS_CONF);
+  for (long c = 0; c < n && c < CPU_SETSIZE; ++c)
+    CPU_SET(static_cast<int>(c), &all);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+}
+
+} // namespace
 
 Worker::~Worker() {
   if (!thread_.joinable())
@@ -32,6 +52,8 @@ void Worker::wait() {
 }
 
 void Worker::run() {
+  if (any_cpu_)
+    allow_every_cpu();
   for (;;) {
     std::function<void()> job;
     {

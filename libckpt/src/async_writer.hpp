@@ -17,6 +17,9 @@ public:
   Worker(const Worker &) = delete;
   Worker &operator=(const Worker &) = delete;
 
+  /// Whether the thread, once started, may run on any CPU of the process's cpuset rather
+  /// than on the CPUs its creator is bound to (Options::writer_any_cpu). Before submit().
+  void any_cpu(bool any) { any_cpu_ = any; }
   /// Runs `job` on the background thread (started on first use). The previous job must be
   /// finished (call wait() first). `job` must not throw.
   void submit(std::function<void()> job);
@@ -32,6 +35,7 @@ private:
   std::condition_variable cv_;
   std::function<void()> job_;
   bool stop_ = false;
+  bool any_cpu_ = false;
   std::atomic<bool> done_{true};
 };
 

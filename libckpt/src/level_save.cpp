@@ -118,6 +118,7 @@ void Checkpointer::Impl::open_levels() {
     return;
   levels = std::make_unique<Levels>();
   auto &L = *levels;
+  L.flusher.any_cpu(opts.writer_any_cpu);
   std::string id;
   on_root([&] { id = detail::run_id(dir, true); });
   L.id = comm.bcast(id, 0, "broadcasting the run id");

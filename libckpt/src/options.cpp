@@ -108,6 +108,13 @@ Options Options::with_env() const {
     o.flush_every = static_cast<int>(to_int("CKPT_FLUSH_EVERY", v, 0));
   if (auto v = env("CKPT_SMALL_BYTES"))
     o.small_bytes = static_cast<std::uint64_t>(to_int("CKPT_SMALL_BYTES", v, 0));
+  if (auto v = env("CKPT_WRITER_CPUS")) {
+    const std::string s(v);
+    if (s == "any" || s == "inherit")
+      o.writer_any_cpu = s == "any";
+    else
+      bad("CKPT_WRITER_CPUS", v, "any or inherit");
+  }
   if (auto v = env("CKPT_AGREE_SECONDS"))
     o.agree_seconds = to_double("CKPT_AGREE_SECONDS", v);
   if (auto v = env("CKPT_MTBF"))

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <dirent.h>
+#include <sched.h>
+#include <set>
+#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -497,4 +501,74 @@ TEST(SmallSaves, APatchedImageIsAValidCheckpointOfTheNewValues) {
   F::Header more = h2;
   more.metadata["y"] = "3";
   EXPECT_FALSE(fi.patchable(more, fields(b, 10))) << "another metadata key";
+}
+
+namespace {
+
+std::set<pid_t> thread_ids() {
+  std::set<pid_t> ids;
+  if (DIR *d = ::opendir("/proc/self/task")) {
+    while (const dirent *e = ::readdir(d))
+      if (e->d_name[0] != '.')
+        ids.insert(static_cast<pid_t>(std::atoi(e->d_name)));
+    ::closedir(d);
+  }
+  return ids;
+}
+
+// How many CPUs the threads that appear while `body` runs may use (one entry per thread).
+template <class F> std::vector<int> cpus_of_new_threads(F &&body) {
+  const auto before = thread_ids();
+  body();
+  std::vector<int> counts;
+  for (const pid_t t : thread_ids())
+    if (!before.count(t)) {
+      cpu_set_t set;
+      if (::sched_getaffinity(t, sizeof set, &set) == 0)
+        counts.push_back(CPU_COUNT(&set));
+    }
+  return counts;
+}
+
+} // namespace
+
+// A launcher binds each rank to one core; the async writer must not be stuck taking turns
+// with the solver on it (Options::writer_any_cpu), unless asked to keep the binding.
+TEST(AsyncWriter, RunsOnAnyCpuOfTheProcessUnlessToldToInherit) {
+  ScratchDir dir;
+  cpu_set_t mine, allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0); // this rank's binding, restored at the end
+  // Every CPU the cpuset allows: ask for all, the kernel keeps those.
+  CPU_ZERO(&allowed);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    CPU_SET(c, &allowed);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof allowed, &allowed), 0);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &mine))
+    ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0); // as `mpiexec --bind-to core` does
+  for (const bool any : {true, false}) {
+    auto o = test_options(dir.path());
+    o.mode = ckpt::Mode::async;
+    o.writer_any_cpu = any;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    std::int64_t x = 1;
+    cp.replicated("x", &x);
+    const auto counts = cpus_of_new_threads([&] {
+      cp.save(any ? 1 : 2);
+      cp.wait();
+    });
+    if (world_rank() == 0) { // the writer of a small save is rank 0's
+      ASSERT_EQ(counts.size(), 1u) << "one new thread: the writer";
+      if (any)
+        EXPECT_EQ(counts[0], CPU_COUNT(&allowed)) << "the writer may use every CPU of the cpuset";
+      else
+        EXPECT_EQ(counts[0], 1) << "the writer keeps the rank's binding";
+    }
+  }
+  ASSERT_EQ(::sched_setaffinity(0, sizeof mine, &mine), 0);
 }

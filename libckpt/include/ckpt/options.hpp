@@ -40,6 +40,7 @@ enum class Mode : int { sync = 0, async = 1 };
 /// | CKPT_FLUSH_EVERY  | flush_every     | 10                  |
 /// | CKPT_AGREE_SECONDS| agree_seconds   | 0.25 (0: every step)|
 /// | CKPT_SMALL_BYTES  | small_bytes     | 1048576 (0: never)  |
+/// | CKPT_WRITER_CPUS  | writer_any_cpu  | any or inherit      |
 struct Options {
   /// Directory that holds the checkpoints (created if missing).
   std::string dir = "checkpoints";
@@ -95,6 +96,13 @@ struct Options {
   /// most about two such periods after they happen. Steps slower than this agree at every
   /// boundary; 0 agrees at every boundary. Saves every `every` steps need no agreement.
   double agree_seconds = 0.25;
+  /// The background writer of async saves (and of node-local flushes) may run on any CPU
+  /// the process's cpuset allows, instead of inheriting the rank's binding: an MPI launcher
+  /// usually binds a rank to one core, and a writer on that core takes turns with the
+  /// solver instead of overlapping it. The kernel keeps it inside the cpuset, so a job's
+  /// cgroup still confines it to the job's cores. false (CKPT_WRITER_CPUS=inherit): it keeps
+  /// the rank's binding.
+  bool writer_any_cpu = true;
 
   /// SIGUSR1 and SIGTERM.
   static std::vector<int> default_signals();
