@@ -7,6 +7,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sys
 import weakref
@@ -183,9 +184,22 @@ def _flatten_full(state, extra):
     return flat, root, root_text, struct, tree
 
 
+def _same_values(a, b) -> bool:
+    """Whether two lists of plain values (bool, int, float, str, of the planned types)
+    encode to the same JSON: equal, and for floats also the same sign of zero."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x != y or (type(x) is float and x == 0.0 and math.copysign(1.0, x) != math.copysign(1.0, y)):
+            return False
+    return True
+
+
 def _flatten_planned(plan, encs, extra):
     """The fast path, for a state that matches `plan`: the planned description with this
-    save's plain values. Returns what _flatten_full does and the structure's hash words."""
+    save's plain values. Returns what _flatten_full does, the structure's hash words and
+    the description's (the same text and hash as the previous save when its plain values
+    and `extra` are the same)."""
     flat = S.Flat()
     flat.fields = plan.fields
     flat.leaves = [(n, p, e, f) for (n, p, _, f), e in zip(plan.leaves, encs)]
@@ -196,9 +210,16 @@ def _flatten_planned(plan, encs, extra):
     struct = f"[{plan.root_text},{extra_text}]".encode()
     if plan.extra_text != extra_text:
         plan.extra_text, plan.struct_words = extra_text, _hash2(struct)
-    doc = {"ckpt_python": plan.format, "root": plan.root}
-    doc.update(extra or {})
-    return flat, plan.root, plan.root_text, struct, S.dumps(doc), plan.struct_words
+    last = plan.last_tree
+    if last is not None and last[0] == extra_text and _same_values(last[1], encs):
+        tree, tree_words = last[2], last[3]
+    else:
+        doc = {"ckpt_python": plan.format, "root": plan.root}
+        doc.update(extra or {})
+        tree = S.dumps(doc)
+        tree_words = _hash2(tree.encode())
+        plan.last_tree = (extra_text, list(encs), tree, tree_words)
+    return flat, plan.root, plan.root_text, struct, tree, plan.struct_words, tree_words
 
 
 def _prepare(comm, state, extra: dict | None = None, probe=None,
@@ -213,7 +234,7 @@ def _prepare(comm, state, extra: dict | None = None, probe=None,
     words), and a state saved the full way leaves its plan there."""
     size, rank = comm.size, comm.rank
     exc = None
-    flat = root = fs = tree = struct = struct_words = plan = None
+    flat = root = fs = tree = struct = struct_words = tree_words = plan = None
     empty_here, stale, step = False, False, None
     try:
         if not isinstance(state, dict):
@@ -223,7 +244,8 @@ def _prepare(comm, state, extra: dict | None = None, probe=None,
         plan = slot.plan if slot is not None else None
         encs = plan.match(state) if plan is not None else None
         if encs is not None:
-            flat, root, root_text, struct, tree, struct_words = _flatten_planned(plan, encs, extra)
+            flat, root, root_text, struct, tree, struct_words, tree_words = _flatten_planned(
+                plan, encs, extra)
             fs = plan.fs
         else:
             plan = None
@@ -231,6 +253,7 @@ def _prepare(comm, state, extra: dict | None = None, probe=None,
                 slot.plan = None
             flat, root, root_text, struct, tree = _flatten_full(state, extra)
             struct_words = _hash2(struct)
+            tree_words = _hash2(tree.encode())
             empty_here = any(f.array.size == 0 for f in flat.fields)
             if not empty_here:
                 fs = _field_set(flat.fields)
@@ -245,7 +268,7 @@ def _prepare(comm, state, extra: dict | None = None, probe=None,
     if exc is None:
         words = [size, -int(bool(stale))]
         words += _min_max_words(struct_words)
-        words += _min_max_words(_hash2(tree.encode()))
+        words += _min_max_words(tree_words)
         words += [-int(empty_here)]
     else:
         words = [rank] + [0] * 10
@@ -1194,14 +1217,15 @@ class Checkpointer:
         total = int(total)
         self._stopped = StopReason("none")
         step = self.step
+        core, save = self._core, self.save   # looked up once: this loop runs every step
         while step < total:
             yield step
             step += 1
             self.step = step
-            self._core.set_time(float(self.time))
+            core.set_time(float(self.time))
             # The core's step boundary (the same for C, C++ and Python): policy, save, and
             # on a stop or at the end a durable commit before we are told.
-            reason = self._core.after_step(step, step >= total, self.save)
+            reason = core.after_step(step, step >= total, save)
             if reason == "finished":
                 break
             if reason != "none":

@@ -42,7 +42,7 @@ class Plan:
     """What a full save of a state worked out, for the next saves of the same shape."""
 
     __slots__ = ("spec", "leaves", "fields", "fs", "root", "format", "root_text",
-                 "extra_text", "struct_words")
+                 "extra_text", "struct_words", "last_tree")
 
     def match(self, state):
         """The plain values of `state` in the order of the description's leaves, or None
@@ -68,6 +68,7 @@ def make(state, flat, root, root_text: str, fs) -> Plan | None:
     p.spec, p.leaves, p.fields, p.fs = spec, list(flat.leaves), list(flat.fields), fs
     p.root, p.format, p.root_text = root, S.format_of(root), root_text
     p.extra_text = p.struct_words = None
+    p.last_tree = None   # (extra text, plain values, description, its hash) of the last save
     return p
 
 

@@ -193,3 +193,27 @@ def test_release_drops_the_plan(comm, shared_dir):
     assert slot.plan is not None
     ck.release(shared_dir)
     assert slot.plan is None
+
+
+def test_a_repeated_description_is_reused_only_for_the_same_values(comm, shared_dir):
+    """A planned save whose plain values are those of the save before reuses its description
+    (no new JSON text, no new hash); any value that encodes differently, down to the sign
+    of a zero, gets a new one."""
+    u, du = grid(comm)
+    state = {"u": du, "x": 0.0, "n": 1, "s": "ab"}
+    ck.save(comm, state, shared_dir, step=0, keep=0)
+    ck.save(comm, state, shared_dir, step=1, keep=0)   # the first planned save: a description
+    first = plan_of(comm).last_tree
+    ck.save(comm, state, shared_dir, step=2, keep=0)
+    assert plan_of(comm).last_tree is first          # the same values: reused
+    changes = [("x", -0.0), ("x", 1.0), ("n", 2), ("s", "ba"), ("s", "ba")]
+    for step, (k, v) in enumerate(changes, start=3):
+        state[k] = v
+        ck.save(comm, state, shared_dir, step=step, keep=0)
+    for step in range(3, 3 + len(changes)):
+        expect = {"x": 0.0, "n": 1, "s": "ab"}
+        for k, v in changes[:step - 2]:
+            expect[k] = v
+        got = ck.load(comm, shared_dir, step=step)
+        assert {k: got[k] for k in expect} == expect
+        assert np.copysign(1.0, got["x"]) == np.copysign(1.0, expect["x"])
