@@ -214,7 +214,6 @@ void Checkpointer::Impl::commit(Pending &p) {
 
 void Checkpointer::Impl::committed(const Pending &p, double durable, double blocked) {
   const std::int64_t step = p.step;
-  const int n = comm.size();
   // Counted once committed: a failed save leaves the statistics (and every=auto) as they were.
   stats.saves++;
   stats.bytes += p.payload;
@@ -232,23 +231,31 @@ void Checkpointer::Impl::committed(const Pending &p, double durable, double bloc
   progress("saved", step);
   if (rank() == 0) {
     const double dur = p.mode == Mode::sync ? secs : durable;
-    const std::string where = levels ? fmt::format("node-local{} in {}", levels->topo.partner >= 0 || levels->topo.partner_of >= 0 ? " + partner" : "",
-                                                   levels->run_dir.string())
-                                     : p.final_path.string();
     const double gbps = dur > 0 ? p.payload / dur / 1e9 : 0;
-    if (p.mode == Mode::sync)
-      log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
-                      where));
-    else
-      log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
-                      human_bytes(p.payload), blocked, dur, gbps, where));
-    append_stats(fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
-                             "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
-                             "\"gbps\":{:.4f},\"mode\":\"{}\"{}{},\"file\":{}}}",
-                             step, p.time, now(), n, p.payload, blocked, dur, gbps,
-                             p.mode == Mode::sync ? "sync" : "async", p.iter,
-                             levels ? ",\"level\":\"node-local\"" : "", detail::json_string(p.final_name)));
+    if (!opts.quiet) {
+      const std::string where = levels ? fmt::format("node-local{} in {}", levels->topo.partner >= 0 || levels->topo.partner_of >= 0 ? " + partner" : "",
+                                                     levels->run_dir.string())
+                                       : p.final_path.string();
+      if (p.mode == Mode::sync)
+        log(fmt::format("step {} saved: {} in {:.3f} s ({:.2f} GB/s) -> {}", step, human_bytes(p.payload), secs, gbps,
+                        where));
+      else
+        log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
+                        human_bytes(p.payload), blocked, dur, gbps, where));
+    }
+    if (!p.stats_appended)
+      append_stats(save_stats_line(p, dur, blocked));
   }
+}
+
+std::string Checkpointer::Impl::save_stats_line(const Pending &p, double durable, double blocked) const {
+  const double gbps = durable > 0 ? p.payload / durable / 1e9 : 0;
+  return fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
+                     "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
+                     "\"gbps\":{:.4f},\"mode\":\"{}\"{}{},\"file\":{}}}",
+                     p.step, p.time, now(), comm.size(), p.payload, blocked, durable, gbps,
+                     p.mode == Mode::sync ? "sync" : "async", p.iter, levels ? ",\"level\":\"node-local\"" : "",
+                     detail::json_string(p.final_name));
 }
 
 } // namespace ckpt

@@ -222,6 +222,12 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       job.warnings = detail::prune(dir, opts.keep, job.step);
     });
     job.write_end = mono();
+    // Async: the outcome is known here (every rank's packing was fine), so the statistics
+    // line is written now rather than on the solver's thread at the commit.
+    if (job.mode == Mode::async && job.status.ok()) {
+      append_stats(save_stats_line(job, job.write_end - job.t0, job.blocked));
+      job.stats_appended = true;
+    }
   };
   if (opts.mode == Mode::sync) {
     if (writes_file)

@@ -212,6 +212,7 @@ struct Checkpointer::Impl {
     std::string iter;           // iteration statistics for the stats line
     bool small = false;         // save_small.cpp: rank 0 writes and publishes the whole file
     std::vector<std::string> warnings; // rank 0: what pruning could not delete
+    bool stats_appended = false; // rank 0: its stats line written by the background writer
   };
   std::unique_ptr<Pending> pending;
   // Declared before the worker, so they are destroyed after its thread is joined.
@@ -238,6 +239,8 @@ struct Checkpointer::Impl {
   void commit_small(Pending &p);
   // After the commit of `p` (every rank): statistics, the log line, the stats file.
   void committed(const Pending &p, double durable, double blocked);
+  // The "save" line of ckpt-stats.jsonl for `p`.
+  std::string save_stats_line(const Pending &p, double durable, double blocked) const;
   mpi::Status no_space_or(const mpi::Status &st, std::uint64_t payload) const;
   std::int64_t restore_file(const std::vector<Field> &fields, const std::string &file);
   std::optional<std::int64_t> restore(const std::vector<Field> &fields);
