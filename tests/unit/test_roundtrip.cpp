@@ -3,6 +3,7 @@
 
 #include <ckpt/formats/checksum.hpp>
 #include <ckpt/formats/raw_writer.hpp>
+#include <image_spots.hpp>
 
 #include <gtest/gtest.h>
 
@@ -373,7 +374,11 @@ TEST(FieldSets, OneSessionDifferentSetPerSave) {
 // values, and the file must not grow from save to save. The metadata value changes at every
 // save and its length at every fourth, so saves alternate between HDF5 rewriting the values
 // and a patch of the previous image (FileImage::patch).
-TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
+// Sync and async: async small saves are hashed, patched and written on rank 0's background
+// writer.
+class SmallSaves : public ::testing::TestWithParam<ckpt::Mode> {};
+
+TEST_P(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
   ScratchDir dir;
   const int rank = world_rank(), size = world_size();
   const std::uint64_t n0 = 40, n1 = 30;
@@ -389,6 +394,7 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
   auto note = [](std::int64_t s) { return std::string(std::size_t(s / 4 % 23) * 40 + 1, char('a' + s % 26)); };
   auto o = test_options(dir.path());
   o.keep = 0;
+  o.mode = GetParam();
   std::uintmax_t smallest = ~std::uintmax_t(0), largest = 0;
   {
     ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
@@ -398,14 +404,14 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
       fill(s);
       cp.metadata("note", note(s));
       cp.save(s, 0.5 * double(s));
-      if (rank == 0) {
-        const auto bytes = fs::file_size(dir / ckpt::checkpoint_file_name(s));
-        smallest = std::min(smallest, bytes);
-        largest = std::max(largest, bytes);
-      }
     }
-  }
+  } // async: the destructor commits the last save
   if (rank == 0) {
+    for (std::int64_t s = 1; s <= 60; ++s) {
+      const auto bytes = fs::file_size(dir / ckpt::checkpoint_file_name(s));
+      smallest = std::min(smallest, bytes);
+      largest = std::max(largest, bytes);
+    }
     EXPECT_LE(largest, smallest + (16u << 10)) << "the file grew from save to save";
   }
   ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
@@ -427,11 +433,14 @@ TEST(SmallSaves, EverySaveOfAReusedImageRestoresItsOwnValues) {
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(Modes, SmallSaves, ::testing::Values(ckpt::Mode::sync, ckpt::Mode::async),
+                         [](const auto &info) { return info.param == ckpt::Mode::sync ? "sync" : "async"; });
+
 // A small save with the structure of the previous one (and metadata values of the same
 // lengths) patches rank 0's last image without calling HDF5 (FileImage::patch). The patched
 // file must be a valid checkpoint of the new values: HDF5 reads it (its own metadata
 // checksums pass), ckpt's header and block checksums pass, and every value is the new one.
-TEST(SmallSaves, APatchedImageIsAValidCheckpointOfTheNewValues) {
+TEST(SmallSaveImage, APatchedImageIsAValidCheckpointOfTheNewValues) {
   ScratchDir dir; // collective
   if (world_rank() != 0)
     return;
@@ -571,4 +580,51 @@ TEST(AsyncWriter, RunsOnAnyCpuOfTheProcessUnlessToldToInherit) {
     }
   }
   ASSERT_EQ(::sched_setaffinity(0, sizeof mine, &mine), 0);
+}
+
+// The decoder that finds where a patch writes (formats/src/image_spots.cpp) reports "not
+// found" for anything it cannot trust, and FileImage then keeps building with HDF5: a damaged
+// object header chunk (its checksum), a truncated image, bytes that are no HDF5 file, a name
+// that is not there.
+TEST(SmallSaveImage, TheDecoderRefusesWhatItCannotTrust) {
+  ScratchDir dir;
+  if (world_rank() != 0)
+    return;
+  namespace F = ckpt::formats;
+  std::vector<double> v(16, 1.0);
+  F::FieldWrite f;
+  f.name = "v";
+  f.kind = ckpt::Kind::distributed;
+  f.dtype = ckpt::Dtype::f64;
+  f.shape = {16};
+  ckpt::BlockInfo blk;
+  blk.offset = {0};
+  blk.count = {16};
+  blk.local_shape = {16};
+  f.blocks = {blk};
+  F::Header h;
+  h.step = 77;
+  h.metadata = {{"k", "value"}};
+  F::FileImage fi;
+  F::Staging image;
+  F::Layout layout;
+  const std::uint64_t n = fi.build(h, {f}, image, layout);
+  const std::vector<std::string> names{"step", "meta.k"};
+  const auto spots = F::detail::find_root_attributes(image.data(), n, names);
+  ASSERT_TRUE(spots.has_value());
+  std::int64_t step = 0;
+  std::memcpy(&step, image.data() + (*spots)[0].at, 8);
+  EXPECT_EQ(step, 77);
+  EXPECT_EQ(std::string(reinterpret_cast<const char *>(image.data() + (*spots)[1].at), (*spots)[1].bytes), "value");
+  EXPECT_GT((*spots)[0].chunk_bytes, 4u) << "step lies in an object header chunk with a checksum";
+  EXPECT_EQ((*spots)[1].chunk_bytes, 0u) << "a string lies in the global heap, which has none";
+
+  EXPECT_FALSE(F::detail::find_root_attributes(image.data(), n, {"step", "no such attribute"}));
+  EXPECT_FALSE(F::detail::find_root_attributes(image.data(), (*spots)[0].chunk + 8, names)) << "truncated";
+  std::vector<std::byte> junk(n, std::byte{0x5a});
+  EXPECT_FALSE(F::detail::find_root_attributes(junk.data(), n, names)) << "not HDF5";
+  image.data()[(*spots)[0].at] ^= std::byte{1}; // a changed value without its checksum updated
+  EXPECT_FALSE(F::detail::find_root_attributes(image.data(), n, names)) << "damaged chunk";
+  F::detail::update_chunk_checksum(image.data(), (*spots)[0]);
+  EXPECT_TRUE(F::detail::find_root_attributes(image.data(), n, names)) << "checksum updated";
 }
