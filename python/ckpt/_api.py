@@ -1222,9 +1222,9 @@ class Checkpointer:
             yield step
             step += 1
             self.step = step
-            core.set_time(float(self.time))
-            # The core's step boundary (the same for C, C++ and Python): policy, save, and
-            # on a stop or at the end a durable commit before we are told.
+            # The core's step boundary (the same for C, C++ and Python): policy, save (by
+            # self.save, which passes self.time), and on a stop or at the end a durable
+            # commit before we are told.
             reason = core.after_step(step, step >= total, save)
             if reason == "finished":
                 break

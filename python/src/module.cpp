@@ -308,13 +308,15 @@ public:
     refs_.clear(); // an async save in flight has its own copy of the data
   }
 
-  std::string after_step(std::int64_t done, bool last, std::optional<py::function> save_fn) {
+  // Called after every step: a plain py::object (no conversion to py::function) keeps the
+  // boundary that does nothing cheap.
+  std::string after_step(std::int64_t done, bool last, const py::object &save_fn) {
     auto &c = cp();
     std::function<void(std::int64_t)> f;
-    if (save_fn)
+    if (!save_fn.is_none())
       f = [&save_fn](std::int64_t s) {
         py::gil_scoped_acquire gil;
-        (*save_fn)(s);
+        save_fn(s);
       };
     py::gil_scoped_release nogil;
     return ckpt::stop_reason_name(c.after_step(done, last, f));
