@@ -28,10 +28,22 @@ void Checkpointer::save(const FieldSet &fields, std::int64_t step, double time) 
 void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t step, double time) {
   const double t0 = mono();
   finish_pending();
-  complete_pending(); // a new save waits for the previous one to be committed
-  if (step < 0)
+  // A new save waits for the previous one to be committed. An async small save (rank 0 wrote
+  // and published it, every rank knows its own part of the outcome) is committed on this
+  // save's first collective, the block tables' gather, instead of an agreement of its own.
+  std::unique_ptr<Pending> previous;
+  if (pending && pending->small) {
+    worker.wait();
+    previous = std::move(pending);
+  } else {
+    complete_pending();
+  }
+  if (step < 0) {
+    if (previous)
+      commit_small(*previous);
     throw Error(Errc::invalid_argument, rank(), fmt::format("save: step {} is negative", step));
-  std::vector<formats::FieldWrite> writes = block_tables(fields, step);
+  }
+  std::vector<formats::FieldWrite> writes = block_tables(fields, step, previous.get());
   auto p = new_pending(step, time, t0, writes);
   // Every rank decides alike: the payload comes from the agreed block tables. What rank 0
   // gathers (the state and a header per rank) stays far below MPI's 2 GiB count limit.
@@ -69,7 +81,8 @@ void check_image_view(const std::vector<formats::FieldWrite> &writes, std::int64
 
 // 1-3. Every field's block table, the same on every rank (one gather): where each rank's part lies, and
 //      the checksums known before the write (replicated values, compared across ranks).
-std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vector<Field> &fields, std::int64_t step) {
+std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vector<Field> &fields, std::int64_t step,
+                                                                  Pending *previous) {
   const int n = comm.size();
   // 1. This rank's part of every field: where it lies and its checksum. Plus a signature
   //    of the registry that must be equal on all ranks. An error here is thrown on every
@@ -133,7 +146,20 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
   //    everywhere), with every rank's outcome of step 1 in the same message.
   mine.insert(mine.begin(), formats::checksum(signature.data(), signature.size()));
   std::vector<std::uint64_t> starts;
-  const auto all = mpi::allgatherv_agreed(comm, built, mine, &starts, "gathering block tables");
+  // With `previous`: its outcome rides on the same collectives (commit_small otherwise).
+  const mpi::Status earlier = previous ? small_outcome(*previous) : mpi::Status{};
+  bool earlier_ok = false; // set once the counts are gathered
+  std::vector<std::uint64_t> all;
+  try {
+    all = mpi::allgatherv_agreed(comm, built, mine, &starts, "gathering block tables", previous ? &earlier : nullptr,
+                                 &earlier_ok);
+  } catch (...) {
+    if (previous && earlier_ok)
+      small_committed(*previous); // committed; this save's own error follows
+    throw;
+  }
+  if (previous)
+    small_committed(*previous);
 
   // 3. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
   for (int r = 0; r < n; ++r)

@@ -7,7 +7,8 @@
 // lengths of the metadata values) patches the previous image instead (FileImage::patch): no
 // HDF5 call. Sync: all that happens in save(), then one agreement. Async: save() returns
 // after the gather; rank 0's patch, write, fsync and commit run on its background writer,
-// and every rank learns the outcome at a later agreement (commit_small).
+// and every rank learns the outcome at a later agreement: the next save's block-table
+// gather, or commit_small at wait(), an agreement boundary or the destructor.
 #include "session.hpp"
 
 #include "commit.hpp"
@@ -253,10 +254,19 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
 // The outcome of a small save: rank 0 wrote and published the file (or failed), another rank
 // may have failed packing; one agreement tells every rank, the same error everywhere.
 void Checkpointer::Impl::commit_small(Pending &p) {
-  mpi::Status status = p.status;
-  if (!status.ok() && status.code == Errc::io)
-    status = no_space_or(status, p.payload);
-  mpi::agree(comm, status);
+  mpi::agree(comm, small_outcome(p));
+  small_committed(p);
+}
+
+// This rank's part of the outcome: rank 0's write and publication, another rank's packing.
+mpi::Status Checkpointer::Impl::small_outcome(const Pending &p) const {
+  if (!p.status.ok() && p.status.code == Errc::io)
+    return no_space_or(p.status, p.payload);
+  return p.status;
+}
+
+// After every rank agreed the small save `p` succeeded.
+void Checkpointer::Impl::small_committed(const Pending &p) {
   for (const auto &w : p.warnings)
     warn(w);
   committed(p, p.write_end - p.t0, p.blocked);

@@ -226,7 +226,9 @@ struct Checkpointer::Impl {
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then
   // the commit (commit.cpp).
-  std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step);
+  // `previous`: an async small save to commit on the tables' gather (save.cpp).
+  std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step,
+                                                Pending *previous = nullptr);
   std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,
                                        const std::vector<formats::FieldWrite> &writes);
   std::string take_iteration_stats();
@@ -237,6 +239,8 @@ struct Checkpointer::Impl {
   void complete_pending();
   void commit(Pending &p);
   void commit_small(Pending &p);
+  mpi::Status small_outcome(const Pending &p) const;
+  void small_committed(const Pending &p);
   // After the commit of `p` (every rank): statistics, the log line, the stats file.
   void committed(const Pending &p, double durable, double blocked);
   // The "save" line of ckpt-stats.jsonl for `p`.

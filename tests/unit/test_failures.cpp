@@ -360,6 +360,27 @@ TEST(Agreement, GatherAndBroadcastCarryTheStatus) {
   EXPECT_EQ(who, size - 1);
   EXPECT_NE(msg.find("the disk is on fire"), std::string::npos) << msg;
 
+  // An earlier outcome (an async save committed on this gather) wins over this one's, and
+  // every rank learns whether it was fine before this one's error is thrown.
+  const Status first_fails = rank == 0 ? Status{Errc::invalid_argument, "bad tables"} : Status{};
+  bool earlier_ok = false;
+  std::tie(code, who) = outcome([&] {
+    ckpt::mpi::allgatherv_agreed(comm, first_fails, mine, nullptr, "a test gather", &last_fails, &earlier_ok);
+  }, msg);
+  EXPECT_EQ(code, Errc::io) << "the earlier failure, of rank " << size - 1;
+  EXPECT_EQ(who, size - 1);
+  EXPECT_FALSE(earlier_ok);
+  const Status fine{};
+  std::tie(code, who) = outcome([&] {
+    ckpt::mpi::allgatherv_agreed(comm, first_fails, mine, nullptr, "a test gather", &fine, &earlier_ok);
+  }, msg);
+  EXPECT_EQ(code, Errc::invalid_argument);
+  EXPECT_EQ(who, 0);
+  EXPECT_TRUE(earlier_ok);
+  const auto again = ckpt::mpi::allgatherv_agreed(comm, Status{}, mine, nullptr, "a test gather", &fine, &earlier_ok);
+  EXPECT_EQ(again.size(), all.size());
+  EXPECT_TRUE(earlier_ok);
+
   const std::vector<std::uint64_t> v{7, 8, 9};
   EXPECT_EQ(ckpt::mpi::bcast_agreed(comm, Status{}, rank == 0 ? v : std::vector<std::uint64_t>{}, 0, "a test bcast"), v);
   const Status root_fails = rank == 0 ? Status{Errc::no_space, "no room at the root"} : Status{};
@@ -367,4 +388,40 @@ TEST(Agreement, GatherAndBroadcastCarryTheStatus) {
   EXPECT_EQ(code, Errc::no_space);
   EXPECT_EQ(who, 0);
   EXPECT_NE(msg.find("no room at the root"), std::string::npos) << msg;
+}
+
+// Async small saves are committed on the next save's first collective: a background write
+// that failed on rank 0 is reported by that next save, on every rank, and is not counted; a
+// good one is counted and is the latest checkpoint.
+TEST(Commit, AnAsyncSmallSaveIsCommittedByTheNextSave) {
+  ScratchDir dir;
+  const int rank = world_rank(), size = world_size();
+  std::vector<double> u(3, 1.0 + rank);
+  const ckpt::Block block{.global = {3 * std::uint64_t(size)}, .offset = {3 * std::uint64_t(rank)}, .count = {3}};
+  auto o = test_options(dir.path());
+  o.mode = ckpt::Mode::async;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  cp.distributed("u", u.data(), block);
+  cp.save(1);
+  setenv("CKPT_TEST_FAULT", "fsync@0", 1); // rank 0's fsync of the file, on its background writer
+  cp.save(2);                               // staged; its write fails in the background
+  unsetenv("CKPT_TEST_FAULT");
+  EXPECT_EQ(cp.stats().saves, 1) << "step 1 committed by the save of step 2";
+  int failed_rank = -2;
+  try {
+    cp.save(3);
+  } catch (const ckpt::Error &e) {
+    failed_rank = e.rank();
+    EXPECT_EQ(e.code(), Errc::io);
+  }
+  EXPECT_EQ(failed_rank, 0) << "every rank reports rank 0's failed write of step 2";
+  EXPECT_EQ(cp.stats().saves, 1);
+  EXPECT_EQ(cp.stats().last_step, 1);
+  EXPECT_EQ(ckpt::read_latest(dir.path()), std::optional<std::int64_t>(1));
+  cp.save(4);
+  cp.save(5);
+  EXPECT_EQ(cp.stats().saves, 2) << "step 4 committed by the save of step 5";
+  cp.wait();
+  EXPECT_EQ(cp.stats().saves, 3);
+  EXPECT_EQ(ckpt::list_checkpoints(dir.path())[0].step, 5);
 }
