@@ -436,10 +436,13 @@ std::uint64_t table_at(hid_t ds) {
 // Finds where the changing values lie in the image just copied from HDF5 (which holds
 // `info`'s values), and checks that each holds what HDF5 wrote there: a value found
 // anywhere else leaves the image to be rebuilt by HDF5 at every save instead.
-void find_spots(FileImage::Open &o, const CheckpointInfo &info, const std::vector<FieldWrite> &fields,
-                const std::byte *image, std::uint64_t size) {
-  o.spots.clear();
-  o.sums_at.clear();
+// `sums`: the open checksum tables (Open::sums); fills `spots_out` and `sums_at_out`, or
+// leaves both empty.
+void find_spots(const CheckpointInfo &info, const std::vector<FieldWrite> &fields, const std::vector<h5::Handle> &sums,
+                const std::byte *image, std::uint64_t size, std::vector<detail::Spot> &spots_out,
+                std::vector<std::uint64_t> &sums_at_out) {
+  spots_out.clear();
+  sums_at_out.clear();
   std::vector<std::string> names{"step", "time", "created", "ckpt_header_checksum"};
   for (const auto &[k, v] : info.metadata)
     names.push_back("meta." + k);
@@ -458,16 +461,16 @@ void find_spots(FileImage::Open &o, const CheckpointInfo &info, const std::vecto
     ok = ok && holds((*spots)[m++], v.data(), v.size());
   std::vector<std::uint64_t> sums_at;
   for (std::size_t i = 0; i < fields.size() && ok; ++i) {
-    sums_at.push_back(o.sums[i].valid() ? table_at(o.sums[i]) : Layout::no_offset);
-    if (o.sums[i].valid()) {
-      const auto sums = block_checksums(fields[i]);
-      ok = sums_at.back() != Layout::no_offset && sums_at.back() + 8 * sums.size() <= size &&
-           std::memcmp(image + sums_at.back(), sums.data(), 8 * sums.size()) == 0;
+    sums_at.push_back(sums[i].valid() ? table_at(sums[i]) : Layout::no_offset);
+    if (sums[i].valid()) {
+      const auto values = block_checksums(fields[i]);
+      ok = sums_at.back() != Layout::no_offset && sums_at.back() + 8 * values.size() <= size &&
+           std::memcmp(image + sums_at.back(), values.data(), 8 * values.size()) == 0;
     }
   }
   if (ok) {
-    o.spots = std::move(*spots);
-    o.sums_at = std::move(sums_at);
+    spots_out = std::move(*spots);
+    sums_at_out = std::move(sums_at);
   }
 }
 
@@ -559,7 +562,7 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
     clear_open_flag(image.data(), static_cast<std::uint64_t>(n));
     // Alignment gaps and unwritten data regions: zeros, so that a file is a function of its contents.
     std::memset(image.data() + n, 0, static_cast<std::size_t>(size - static_cast<std::uint64_t>(n)));
-    find_spots(o, info, fields, image.data(), static_cast<std::uint64_t>(n));
+    find_spots(info, fields, o.sums, image.data(), static_cast<std::uint64_t>(n), o.spots, o.sums_at);
     o.size = size;
     layout = o.layout;
     return size;

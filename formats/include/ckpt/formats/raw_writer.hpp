@@ -72,9 +72,8 @@ public:
   /// not run at the same time.
   std::uint64_t patch(const Header &header, const std::vector<FieldWrite> &fields, Staging &image, Layout &layout);
 
-  struct Open; // the in-memory file and where its changing values lie
-
 private:
+  struct Open; // the in-memory file and where its changing values lie
   std::unique_ptr<Open> open_;
 };
 
