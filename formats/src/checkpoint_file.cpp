@@ -388,26 +388,61 @@ void clear_open_flag(std::byte *image, std::uint64_t size) {
 }
 
 // What a reused image must share with the save: everything in the file but the step, the
-// time, the creation time, the metadata values and the checksums.
-std::string image_key(const CheckpointInfo &info, const std::vector<FieldWrite> &fields) {
-  std::string k = fmt::format("{}|{}", info.library_version, info.nranks);
-  for (const auto &[key, v] : info.metadata)
-    k += fmt::format("|m:{}", key);
+// time, the creation time, the metadata values and the checksums. Kept as values and
+// compared field by field (no formatting: this runs at every small save).
+struct ImageKey {
+  int nranks = 0;
+  std::vector<std::string> meta_keys;
+  std::vector<FieldWrite> fields; // name, kind, dtype, shape, grid and blocks; no data
+};
+
+ImageKey image_key(const Header &header, const std::vector<FieldWrite> &fields) {
+  ImageKey k;
+  k.nranks = header.nranks;
+  for (const auto &[key, v] : header.metadata)
+    k.meta_keys.push_back(key);
   for (const auto &f : fields) {
-    k += fmt::format("|f:{}:{}:{}:{}", f.name, kind_name(f.kind), dtype_name(f.dtype), fmt::join(f.shape, "x"));
-    if (f.grid)
-      k += fmt::format(":g{}/{}", fmt::join(f.grid->origin, ","), fmt::join(f.grid->spacing, ","));
-    for (const auto &b : f.blocks)
-      k += fmt::format("|b:{}:{}:{}:{}", b.rank, fmt::join(b.offset, ","), fmt::join(b.count, ","),
-                       fmt::join(b.local_shape, ","));
+    FieldWrite c;
+    c.name = f.name;
+    c.kind = f.kind;
+    c.dtype = f.dtype;
+    c.shape = f.shape;
+    c.grid = f.grid;
+    c.blocks = f.blocks;
+    k.fields.push_back(std::move(c));
   }
   return k;
+}
+
+bool same_grid(const std::optional<Grid> &a, const std::optional<Grid> &b) {
+  return a.has_value() == b.has_value() && (!a || (a->origin == b->origin && a->spacing == b->spacing));
+}
+
+bool same_key(const ImageKey &k, const Header &header, const std::vector<FieldWrite> &fields) {
+  if (k.nranks != header.nranks || k.meta_keys.size() != header.metadata.size() || k.fields.size() != fields.size())
+    return false;
+  std::size_t m = 0;
+  for (const auto &[key, v] : header.metadata)
+    if (k.meta_keys[m++] != key)
+      return false;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const FieldWrite &a = k.fields[i], &b = fields[i];
+    if (a.name != b.name || a.kind != b.kind || a.dtype != b.dtype || a.shape != b.shape || !same_grid(a.grid, b.grid) ||
+        a.blocks.size() != b.blocks.size())
+      return false;
+    for (std::size_t j = 0; j < a.blocks.size(); ++j) {
+      const BlockInfo &x = a.blocks[j], &y = b.blocks[j];
+      if (x.rank != y.rank || x.offset != y.offset || x.count != y.count || x.local_shape != y.local_shape)
+        return false;
+    }
+  }
+  return true;
 }
 
 } // namespace
 
 struct FileImage::Open {
-  std::string key;
+  ImageKey key;
   Layout layout;
   std::uint64_t data_end = 0;   // end of the last raw data region
   std::uint64_t fresh_size = 0; // the image's size when it was built
@@ -484,8 +519,7 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
                                Layout &layout) {
   h5::silence_errors();
   const CheckpointInfo info = info_for(header, fields, iso_utc_now());
-  std::string key = image_key(info, fields);
-  if (open_ && open_->key != key)
+  if (open_ && !same_key(open_->key, header, fields))
     open_.reset();
   try {
     if (!open_) {
@@ -517,7 +551,7 @@ std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrit
         o->sums.push_back(f.blocks.empty() ? h5::Handle()
                                            : h5::Handle(H5Dopen2(o->file, fmt::format("{}/{}/checksums", meta_group, f.name).c_str(), H5P_DEFAULT),
                                                         fmt::format("opening the checksums of field '{}'", f.name)));
-      o->key = std::move(key);
+      o->key = image_key(header, fields);
       open_ = std::move(o);
     } else {
       // The same file but for the values that change from one save to the next.
@@ -580,7 +614,7 @@ bool FileImage::patchable(const Header &header, const std::vector<FieldWrite> &f
   for (const auto &[k, v] : header.metadata)
     if (m >= o.spots.size() || o.spots[m++].bytes != v.size())
       return false; // a value of another length: HDF5 allocates it anew
-  return image_key(info_for(header, fields, o.layout.created), fields) == o.key;
+  return same_key(o.key, header, fields);
 }
 
 std::uint64_t FileImage::patch(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,

@@ -56,18 +56,13 @@ std::unique_ptr<Checkpointer::Impl::Pending> Checkpointer::Impl::new_pending(std
   p->header = formats::Header{step, time, comm.size(), metadata};
   for (const auto &w : writes)
     p->payload += volume(w.shape) * dtype_size(w.dtype);
-  p->iter = take_iteration_stats();
-  return p;
-}
-
-std::string Checkpointer::Impl::take_iteration_stats() {
-  std::string s;
-  if (history.iter_count > 0)
-    s = fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}", history.iter_count,
-                    history.iter_sum / double(history.iter_count));
+  // The iteration statistics since the previous save, formatted by save_stats_line (on
+  // the background writer for an async small save).
+  p->iterations = history.iter_count;
+  p->iteration_seconds = history.iter_count > 0 ? history.iter_sum / double(history.iter_count) : 0;
   history.iter_sum = 0;
   history.iter_count = 0;
-  return s;
+  return p;
 }
 
 // 4. Rank 0 lays the temp file out (all metadata, raw data regions allocated) and tells

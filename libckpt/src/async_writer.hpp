@@ -1,8 +1,16 @@
 #pragma once
 // The background thread of async saves. It runs one job at a time and never calls MPI:
 // the collective parts of a save (agreement, commit) stay on the application's thread.
+//
+// Waking a thread that sleeps on a condition variable is a system call that costs the
+// waker a few microseconds (more in a virtual machine), a good part of what an async save
+// of a small state costs the solver. So while saves come often (less than `nap_limit`
+// apart), the thread does not sleep between them: it naps in short timed sleeps, checking
+// for the next job, for up to twice the last interval between two submissions, and
+// submit() then only stores the job. Otherwise it sleeps and submit() wakes it.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -29,14 +37,22 @@ public:
   void wait();
 
 private:
+  using Clock = std::chrono::steady_clock;
+  /// Submissions further apart than this: the thread sleeps between jobs.
+  static constexpr std::chrono::microseconds nap_limit{5000};
   void run();
+  void nap();
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::function<void()> job_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
   bool any_cpu_ = false;
   std::atomic<bool> done_{true};
+  std::atomic<bool> posted_{false}; // a job was stored and not yet taken
+  bool sleeping_ = false;           // the thread waits on cv_ (guarded by mu_)
+  Clock::time_point last_submit_{};
+  std::atomic<std::int64_t> interval_ns_{0}; // between the last two submissions
 };
 
 } // namespace ckpt::detail

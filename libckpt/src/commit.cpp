@@ -250,11 +250,14 @@ void Checkpointer::Impl::committed(const Pending &p, double durable, double bloc
 
 std::string Checkpointer::Impl::save_stats_line(const Pending &p, double durable, double blocked) const {
   const double gbps = durable > 0 ? p.payload / durable / 1e9 : 0;
+  const std::string iter = p.iterations > 0 ? fmt::format(",\"iterations\":{},\"iteration_seconds\":{:.9g}",
+                                                          p.iterations, p.iteration_seconds)
+                                            : std::string();
   return fmt::format("{{\"event\":\"save\",\"step\":{},\"time\":{:.17g},\"unix\":{:.3f},\"nranks\":{},"
                      "\"bytes\":{},\"blocked_seconds\":{:.6f},\"durable_seconds\":{:.6f},"
                      "\"gbps\":{:.4f},\"mode\":\"{}\"{}{},\"file\":{}}}",
                      p.step, p.time, now(), comm.size(), p.payload, blocked, durable, gbps,
-                     p.mode == Mode::sync ? "sync" : "async", p.iter, levels ? ",\"level\":\"node-local\"" : "",
+                     p.mode == Mode::sync ? "sync" : "async", iter, levels ? ",\"level\":\"node-local\"" : "",
                      detail::json_string(p.final_name));
 }
 

@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cerrno>
 #include <cstring>
 #include <sys/statvfs.h>
@@ -59,6 +60,11 @@ void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t ste
 
 namespace {
 
+// Appends the bytes of a number to a signature.
+template <class T> void sign_word(std::string &signature, T v) {
+  signature.append(reinterpret_cast<const char *>(&v), sizeof v);
+}
+
 // A VTKHDF image has one extent: the fields tagged with a grid must share it.
 void check_image_view(const std::vector<formats::FieldWrite> &writes, std::int64_t step) {
   const formats::FieldWrite *first = nullptr;
@@ -89,7 +95,23 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
   //    rank by the gather of step 2.
   std::vector<formats::FieldWrite> writes(fields.size());
   std::vector<std::uint64_t> mine; // per field: checksum, then kind-specific numbers
-  std::string signature = fmt::format("{}|", step);
+  // The signature's bytes: the step, then every field's name, kind, dtype and the shape
+  // parts that must agree, as raw words (no formatting: this runs at every save).
+  std::string signature;
+  auto sign = [&signature](const auto &v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, std::string>) {
+      sign_word(signature, v.size());
+      signature += v;
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      sign_word(signature, v);
+    } else { // a vector of numbers
+      sign_word(signature, v.size());
+      for (const auto x : v)
+        sign_word(signature, x);
+    }
+  };
+  sign(step);
   const mpi::Status built = mpi::capture(rank(), [&] {
     for (std::size_t i = 0; i < fields.size(); ++i) {
       const Field &f = fields[i];
@@ -98,11 +120,16 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
       w.kind = f.kind;
       w.dtype = f.dtype;
       const std::size_t elem = dtype_size(f.dtype);
-      signature += fmt::format("{}:{}:{}", f.name, int(f.kind), int(f.dtype));
+      sign(f.name);
+      sign(int(f.kind));
+      sign(int(f.dtype));
       if (f.kind == Kind::distributed) {
-        signature += fmt::format(":{}", fmt::join(f.block.global, "x"));
-        if (f.grid)
-          signature += fmt::format(":grid{}/{}", fmt::join(f.grid->origin, ","), fmt::join(f.grid->spacing, ","));
+        sign(f.block.global);
+        sign(int(bool(f.grid)));
+        if (f.grid) {
+          sign(f.grid->origin);
+          sign(f.grid->spacing);
+        }
         w = block_write(f, f.block.global);
         mine.push_back(0); // the writer computes it from the bytes it writes
         mine.insert(mine.end(), f.block.offset.begin(), f.block.offset.end());
@@ -124,20 +151,19 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
         w.memory = f.kind == Kind::per_rank ? Shape{volume(shape)} : shape;
         w.memory_offset.assign(w.memory.size(), 0);
         if (f.kind == Kind::replicated) {
-          signature += fmt::format(":{}", fmt::join(shape, "x"));
+          sign(shape);
           w.shape = shape;
           w.write = rank() == 0;
           w.offset.assign(shape.size(), 0);
           w.count = shape;
         } else {
-          signature += fmt::format(":{}", shape.size());
+          sign(shape.size());
           mine.push_back(shape.size());
           mine.insert(mine.end(), shape.begin(), shape.end());
           w.write = volume(shape) > 0;
           w.count = Shape{volume(shape)};
         }
       }
-      signature += ";";
     }
     check_image_view(writes, step);
   });

@@ -87,6 +87,20 @@ void hash_parts(std::vector<formats::FieldWrite> &writes, std::vector<const std:
   });
 }
 
+// Whether `a` reads the same memory as `b` into a packed plan (plan_writes's inputs): the
+// same fields, pointers, shapes and selections.
+bool same_reads(const std::vector<formats::FieldWrite> &a, const std::vector<formats::FieldWrite> &b) {
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto &x = a[i], &y = b[i];
+    if (x.write != y.write || x.data != y.data || x.dtype != y.dtype || x.shape != y.shape || x.offset != y.offset ||
+        x.count != y.count || x.memory != y.memory || x.memory_offset != y.memory_offset)
+      return false;
+  }
+  return true;
+}
+
 // Writes `n` bytes of `image` to a new file at `path` and fsyncs it.
 void write_file(const fs::path &path, const std::byte *image, std::uint64_t n, detail::Fault f_fsync) {
   // Never write through a file or link planted at the temp path.
@@ -120,17 +134,26 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
   const detail::Fault f_write = detail::fault_action("write", rank()), f_fsync = detail::fault_action("fsync", rank());
 
   // 1. This rank's bytes, packed field after field in file order: the plan of a file whose
-  //    fields follow each other with no gap. Rank 0 hashes every rank's bytes later, on its
-  //    background writer when it can (async and a patched image), so that a save costs
-  //    the other ranks and rank 0's solver thread one copy of the state.
-  formats::Layout packed;
-  std::uint64_t end = 0;
-  for (std::size_t i = 0; i < nf; ++i) {
-    const std::uint64_t bytes = volume(writes[i].shape) * dtype_size(writes[i].dtype);
-    packed.data_offset.push_back(bytes == 0 ? formats::Layout::no_offset : end);
-    end += bytes;
+  //    fields follow each other with no gap (the previous save's plan when it read the same
+  //    memory). Rank 0 hashes every rank's bytes later, on its background writer when it can
+  //    (async and a patched image), so that a save costs the other ranks and rank 0's
+  //    solver thread one copy of the state.
+  if (!same_reads(writes, small_plan_of)) {
+    formats::Layout packed;
+    std::uint64_t end = 0;
+    for (std::size_t i = 0; i < nf; ++i) {
+      const std::uint64_t bytes = volume(writes[i].shape) * dtype_size(writes[i].dtype);
+      packed.data_offset.push_back(bytes == 0 ? formats::Layout::no_offset : end);
+      end += bytes;
+    }
+    small_plan_of.clear();
+    small_plan = formats::plan_writes(writes, packed, std::vector<bool>(nf, false));
+    for (const auto &w : writes) {
+      small_plan_of.push_back(w);
+      small_plan_of.back().blocks.clear();
+    }
   }
-  const formats::WritePlan plan = formats::plan_writes(writes, packed, std::vector<bool>(nf, false));
+  const formats::WritePlan &plan = small_plan;
 
   // Rank 0 receives every rank's head and bytes, at offsets it computes from the block tables.
   std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));

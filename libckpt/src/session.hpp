@@ -209,7 +209,8 @@ struct Checkpointer::Impl {
     std::int64_t boundary = 0;  // should_checkpoint calls made before this save
     mpi::Status status;         // this rank's outcome of snapshot + write + fsync
     std::vector<std::uint64_t> digests;
-    std::string iter;           // iteration statistics for the stats line
+    std::int64_t iterations = 0; // iterations timed since the previous save (stats line)
+    double iteration_seconds = 0; // their mean
     bool small = false;         // save_small.cpp: rank 0 writes and publishes the whole file
     std::vector<std::string> warnings; // rank 0: what pruning could not delete
     bool stats_appended = false; // rank 0: its stats line written by the background writer
@@ -221,6 +222,8 @@ struct Checkpointer::Impl {
   formats::Staging small_data; // save_small: this rank's packed bytes (rank 0: every rank's)
   formats::Staging small_file; // save_small, rank 0: the file image
   formats::FileImage small_image; // save_small, rank 0: the file in HDF5's memory, reused
+  formats::WritePlan small_plan;  // save_small: how this rank packs its bytes, and what from
+  std::vector<formats::FieldWrite> small_plan_of;
   detail::Worker worker;       // background writer of async saves (no MPI calls)
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
@@ -231,7 +234,6 @@ struct Checkpointer::Impl {
                                                 Pending *previous = nullptr);
   std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,
                                        const std::vector<formats::FieldWrite> &writes);
-  std::string take_iteration_stats();
   void save_small(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);
   std::unique_ptr<Pending> agree_layout(std::unique_ptr<Pending> p, const std::vector<formats::FieldWrite> &writes);
   void write(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);

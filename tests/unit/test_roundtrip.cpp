@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <dirent.h>
 #include <sched.h>
 #include <set>
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 using namespace ckpt_test;
 namespace fs = std::filesystem;
@@ -580,6 +582,44 @@ TEST(AsyncWriter, RunsOnAnyCpuOfTheProcessUnlessToldToInherit) {
     }
   }
   ASSERT_EQ(::sched_setaffinity(0, sizeof mine, &mine), 0);
+}
+
+// The writer naps between saves that come often and sleeps between rare ones
+// (libckpt/src/async_writer.hpp); either way every save is written with its own values,
+// and a Checkpointer destroyed while its writer naps returns.
+TEST(AsyncWriter, SavesThatComeOftenOrRarelyAreEachWritten) {
+  ScratchDir dir;
+  std::vector<std::int64_t> order; // the steps in the order they were saved
+  {
+    auto o = test_options(dir.path());
+    o.mode = ckpt::Mode::async;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    std::int64_t x = 0;
+    cp.replicated("x", &x);
+    auto save = [&](std::int64_t step) {
+      x = 1000 + step;
+      cp.save(step);
+      order.push_back(step);
+    };
+    for (std::int64_t s = 1; s <= 30; ++s) // back to back: the writer naps
+      save(s);
+    for (std::int64_t s = 31; s <= 33; ++s) { // 20 ms apart, more than the nap limit: it sleeps
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      save(s);
+    }
+    for (std::int64_t s = 34; s <= 40; ++s)
+      save(s);
+  } // destroyed while the writer naps
+  const auto list = ckpt::list_checkpoints(dir.path());
+  ASSERT_EQ(list.size(), order.size()) << "every save committed (keep = 0)";
+  for (const auto &e : list) {
+    auto o = test_options(dir.path());
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    std::int64_t x = -1;
+    cp.replicated("x", &x);
+    ASSERT_EQ(cp.restore_from(e.path.string()), e.step);
+    EXPECT_EQ(x, 1000 + e.step) << e.path;
+  }
 }
 
 // The decoder that finds where a patch writes (formats/src/image_spots.cpp) reports "not
