@@ -95,8 +95,9 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
   //    rank by the gather of step 2.
   std::vector<formats::FieldWrite> writes(fields.size());
   std::vector<std::uint64_t> mine; // per field: checksum, then kind-specific numbers
-  // The signature's bytes: the step, then every field's name, kind, dtype and the shape
-  // parts that must agree, as raw words (no formatting: this runs at every save).
+  std::vector<std::size_t> replicated_at; // where in `mine` the replicated values' checksums are
+  // The signature's bytes: every field's name, kind, dtype and the shape parts that must
+  // agree, as raw words (no formatting: this runs at every save).
   std::string signature;
   auto sign = [&signature](const auto &v) {
     using T = std::decay_t<decltype(v)>;
@@ -111,7 +112,6 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
         sign_word(signature, x);
     }
   };
-  sign(step);
   const mpi::Status built = mpi::capture(rank(), [&] {
     for (std::size_t i = 0; i < fields.size(); ++i) {
       const Field &f = fields[i];
@@ -146,6 +146,8 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
         }
         const std::uint64_t bytes = volume(shape) * elem;
         // Replicated values are compared across ranks now; per-rank ones are hashed by the writer.
+        if (f.kind == Kind::replicated)
+          replicated_at.push_back(mine.size());
         mine.push_back(f.kind == Kind::replicated ? formats::checksum(data, static_cast<std::size_t>(bytes)) : 0);
         w.data = data;
         w.memory = f.kind == Kind::per_rank ? Shape{volume(shape)} : shape;
@@ -168,12 +170,26 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
     check_image_view(writes, step);
   });
 
-  // 2. Every rank's signature, blocks and checksums, gathered to all ranks (the same tables
-  //    everywhere), with every rank's outcome of step 1 in the same message.
-  mine.insert(mine.begin(), formats::checksum(signature.data(), signature.size()));
-  std::vector<std::uint64_t> starts;
+  // 2. Every rank's signature, step, blocks and checksums, gathered to all ranks (the same
+  //    tables everywhere), with every rank's outcome of step 1 in the same message. When
+  //    every rank has the signature and blocks of the last save, one all-reduce of a few
+  //    words agrees so instead, and the last save's tables are used again.
+  mine.insert(mine.begin(), {formats::checksum(signature.data(), signature.size()), static_cast<std::uint64_t>(step)});
+  std::vector<std::uint64_t> key = mine; // what must not change for the tables to be reused
+  key[1] = 0;
+  for (const auto at : replicated_at)
+    key[2 + at] = 0;
+  const bool reuse = tables.valid && built.ok() && key == tables.key;
+  tables.valid = false; // until this save's tables are agreed
   // With `previous`: its outcome rides on the same collectives (commit_small otherwise).
   const mpi::Status earlier = previous ? small_outcome(*previous) : mpi::Status{};
+  if (agree_same_tables(writes, mine, replicated_at, reuse, built, earlier, previous)) {
+    tables.key = std::move(key);
+    tables.valid = true;
+    return writes;
+  }
+  previous = nullptr; // committed by agree_same_tables (which runs its all-reduce when there is one)
+  std::vector<std::uint64_t> starts;
   bool earlier_ok = false; // set once the counts are gathered
   std::vector<std::uint64_t> all;
   try {
@@ -189,14 +205,15 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
 
   // 3. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
   for (int r = 0; r < n; ++r)
-    if (all[starts[static_cast<std::size_t>(r)]] != all[starts[0]])
+    if (all[starts[static_cast<std::size_t>(r)]] != all[starts[0]] ||
+        all[starts[static_cast<std::size_t>(r)] + 1] != all[starts[0] + 1])
       throw Error(Errc::invalid_argument, r,
                   fmt::format("save at step {}: rank {} registered different fields (or a different "
                               "step) than rank 0; all ranks must register the same fields in the same order",
                               step, r));
   std::vector<std::size_t> pos;
   for (const auto st : starts)
-    pos.push_back(static_cast<std::size_t>(st) + 1); // past the signature
+    pos.push_back(static_cast<std::size_t>(st) + 2); // past the signature and the step
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const Field &f = fields[i];
     auto &w = writes[i];
@@ -260,7 +277,68 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
                                 overlap ? ", blocks overlap" : ""));
     }
   }
+  tables.key = std::move(key);
+  tables.writes.clear();
+  for (const auto &w : writes) { // the agreed part of each table: blocks, shape, this rank's offset
+    formats::FieldWrite t;
+    t.shape = w.shape;
+    t.blocks = w.blocks;
+    t.offset = w.offset;
+    tables.writes.push_back(std::move(t));
+  }
+  tables.valid = true;
   return writes;
+}
+
+// The block tables of a save whose every rank has the signature and blocks of the last save
+// (`reuse` here): one all-reduce (MIN) of this rank's outcomes and the words that must be
+// equal everywhere (the step, the replicated values' checksums). True: agreed, `writes` has
+// the last save's tables with this save's replicated checksums. False: some rank changed
+// something (or this is the first save); the caller gathers the tables. The earlier save's
+// outcome (`previous`) is agreed here either way: its error, or this save's own error of
+// step 1 (`built`), is thrown on every rank.
+bool Checkpointer::Impl::agree_same_tables(std::vector<formats::FieldWrite> &writes,
+                                           const std::vector<std::uint64_t> &mine,
+                                           const std::vector<std::size_t> &replicated_at, bool reuse,
+                                           const mpi::Status &built, const mpi::Status &earlier, Pending *previous) {
+  if (!previous && !tables.valid)
+    return false; // nothing to agree that the gather would not: no extra collective
+  std::uint64_t replicated = 0;
+  {
+    std::vector<std::uint64_t> sums;
+    for (const auto at : replicated_at)
+      sums.push_back(mine[2 + at]);
+    replicated = formats::checksum(sums.data(), 8 * sums.size());
+  }
+  const std::uint64_t step = mine[1];
+  // Each word's minimum; a maximum as the minimum of its complement.
+  std::uint64_t w[7] = {earlier.ok() ? 1u : 0u, built.ok() ? 1u : 0u, reuse ? 1u : 0u, step, ~step, replicated,
+                        ~replicated};
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, w, 7, MPI_UINT64_T, MPI_MIN, comm.get()),
+             "agreeing that the block tables are the last save's", rank());
+  if (w[0] == 0)
+    mpi::agree(comm, earlier); // throws the earlier save's error of the lowest rank where it failed
+  if (previous)
+    small_committed(*previous);
+  if (w[1] == 0)
+    mpi::agree(comm, built); // throws this save's error of step 1 on every rank
+  if (w[2] == 0 || w[3] != ~w[4] || w[5] != ~w[6])
+    return false;
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    auto &t = tables.writes[i];
+    writes[i].shape = t.shape;
+    writes[i].blocks = t.blocks;
+    if (writes[i].kind == Kind::per_rank)
+      writes[i].offset = t.offset;
+  }
+  std::size_t r = 0;
+  for (auto &w : writes)
+    if (w.kind == Kind::replicated) {
+      const std::uint64_t sum = mine[2 + replicated_at[r++]];
+      if (!w.blocks.empty())
+        w.blocks[0].checksum = sum;
+    }
+  return true;
 }
 
 } // namespace ckpt

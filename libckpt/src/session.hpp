@@ -232,6 +232,15 @@ struct Checkpointer::Impl {
   // `previous`: an async small save to commit on the tables' gather (save.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step,
                                                 Pending *previous = nullptr);
+  bool agree_same_tables(std::vector<formats::FieldWrite> &writes, const std::vector<std::uint64_t> &mine,
+                         const std::vector<std::size_t> &replicated_at, bool reuse, const mpi::Status &built,
+                         const mpi::Status &earlier, Pending *previous);
+  // The block tables of the last save, reused while no rank changes its signature or blocks.
+  struct Tables {
+    bool valid = false;
+    std::vector<std::uint64_t> key;          // this rank's words, without the step and the replicated checksums
+    std::vector<formats::FieldWrite> writes; // per field: the agreed shape, blocks and this rank's offset
+  } tables;
   std::unique_ptr<Pending> new_pending(std::int64_t step, double time, double t0,
                                        const std::vector<formats::FieldWrite> &writes);
   void save_small(std::unique_ptr<Pending> p, std::vector<formats::FieldWrite> writes);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <tuple>
 #include <utility>
 
@@ -134,6 +135,76 @@ TEST(Mismatch, ReplicatedValuesMustAgree) {
   EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
   EXPECT_TRUE(ckpt::list_checkpoints(dir.path()).empty());
 }
+
+// A save whose every rank keeps the signature and blocks of the last save agrees so with one
+// all-reduce and reuses the last tables (libckpt/src/save.cpp). What changes later must still
+// be seen: a per-rank value that grows on one rank, a replicated value that comes to differ,
+// a step that differs; and the files hold each save's own values.
+class Tables : public ::testing::TestWithParam<ckpt::Mode> {};
+
+TEST_P(Tables, WhatChangesAfterTheFirstSaveIsStillAgreed) {
+  if (world_size() < 2)
+    GTEST_SKIP() << "needs 2 ranks";
+  ScratchDir dir;
+  auto o = test_options(dir.path());
+  o.mode = GetParam();
+  const int me = world_rank();
+  double t = 1.0;
+  std::vector<std::int32_t> v(static_cast<std::size_t>(me + 1), me);
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    cp.replicated("t", &t);
+    cp.per_rank_resizable(
+        "v", ckpt::Dtype::i32, [&] { return std::pair<void *, ckpt::Shape>{v.data(), {v.size()}}; },
+        [&](const ckpt::Shape &s) {
+          v.resize(s[0]);
+          return static_cast<void *>(v.data());
+        });
+    cp.save(1);
+    t = 2.0;
+    cp.save(2); // the same tables: reused
+    if (me == 1)
+      v.assign(7, 70); // rank 1's part grows: its blocks changed
+    t = 3.0;
+    cp.save(3);
+    t = 4.0;
+    cp.save(4); // reused again, with rank 1's new size
+    t = me == 1 ? 5.5 : 5.0; // now differs on rank 1
+    std::string msg;
+    EXPECT_EQ(error_code_of([&] { cp.save(5); }, &msg), Errc::mismatch);
+    EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
+    t = 6.0;
+    EXPECT_EQ(error_code_of([&] { cp.save(me == 1 ? 7 : 6); }), Errc::invalid_argument) << "steps differ";
+    cp.save(8);
+    cp.wait();
+  }
+  const auto list = ckpt::list_checkpoints(dir.path());
+  std::vector<std::int64_t> steps;
+  for (const auto &e : list)
+    steps.push_back(e.step);
+  EXPECT_EQ(steps, (std::vector<std::int64_t>{8, 4, 3, 2, 1})) << "no file for the refused saves";
+  const std::map<std::int64_t, double> ts = {{1, 1.0}, {2, 2.0}, {3, 3.0}, {4, 4.0}, {8, 6.0}};
+  for (const auto &[step, want] : ts) {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    double got = 0;
+    std::vector<std::int32_t> w;
+    cp.replicated("t", &got);
+    cp.per_rank_resizable(
+        "v", ckpt::Dtype::i32, [&] { return std::pair<void *, ckpt::Shape>{w.data(), {w.size()}}; },
+        [&](const ckpt::Shape &s) {
+          w.resize(s[0]);
+          return static_cast<void *>(w.data());
+        });
+    EXPECT_EQ(cp.restore_from(dir / ckpt::checkpoint_file_name(step)), step);
+    EXPECT_EQ(got, want) << "step " << step;
+    const std::size_t n = me == 1 && step >= 3 ? 7u : static_cast<std::size_t>(me + 1);
+    const std::int32_t value = me == 1 && step >= 3 ? 70 : me;
+    EXPECT_EQ(w, std::vector<std::int32_t>(n, value)) << "step " << step;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Tables, ::testing::Values(ckpt::Mode::sync, ckpt::Mode::async),
+                         [](const auto &info) { return info.param == ckpt::Mode::sync ? "sync" : "async"; });
 
 TEST(Mismatch, BlocksMustTileTheGlobalArray) {
   ScratchDir dir;
