@@ -53,7 +53,7 @@ void pread_full(int fd, std::byte *p, std::uint64_t n, std::uint64_t off, const 
 
 } // namespace
 
-std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring) {
+std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring, bool any_cpu) {
   const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -112,6 +112,8 @@ std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePl
   bool stop = false;
   std::exception_ptr failure;
   std::thread reader([&] {
+    if (any_cpu)
+      allow_every_cpu();
     for (std::size_t wi = 0; wi < windows.size(); ++wi) {
       const auto free_slot = take_free_slot(mu, cv, free_slots, [&] { return stop; });
       if (!free_slot)

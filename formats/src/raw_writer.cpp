@@ -14,6 +14,8 @@
 #include <exception>
 #include <fcntl.h>
 #include <mutex>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <thread>
@@ -327,7 +329,17 @@ std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePl
   return h.digests(plan);
 }
 
-std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring, bool sync) {
+void allow_every_cpu() {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  const long n = ::sysconf(_SC_NPROCESSORS_CONF);
+  for (long c = 0; c < n && c < CPU_SETSIZE; ++c)
+    CPU_SET(static_cast<int>(c), &all);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+}
+
+std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring, bool sync,
+                                           bool any_cpu) {
   const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
   Fds fds(path, any_direct);
   Hashes h(plan.nfields);
@@ -339,8 +351,9 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
     return h.digests(plan);
   }
 
-  // A ring of aligned slots: this thread copies (and hashes) into a free slot, the writer
-  // thread writes full slots. Copy and write overlap.
+  // A ring of aligned slots: this thread copies into a free slot, a hasher thread hashes the
+  // copied slots in file order, and two writer threads write the hashed ones. Copy, hash and
+  // write overlap: one thread doing both the copy and the hash was slower than the disk.
   ring.reserve(ring_slots * ring_slot_bytes);
   struct Chunk {
     std::size_t slot;
@@ -350,16 +363,19 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
   };
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<Chunk> full;
+  std::deque<Chunk> copied, full; // copied: to hash, in file order; full: to write
+  std::size_t hashing = 0;        // chunks taken by the hasher and not yet handed on
   std::vector<std::size_t> free_slots;
   for (std::size_t i = 0; i < ring_slots; ++i)
     free_slots.push_back(i);
   bool closing = false;
   std::exception_ptr failure;
 
-  // Two writers keep two direct requests in flight (the device is faster with a deeper
-  // queue); this thread copies and hashes, in file order.
+  // The writers keep ring_writers direct requests in flight (the device is faster with a
+  // deeper queue).
   auto write_loop = [&] {
+    if (any_cpu)
+      allow_every_cpu();
     for (;;) {
       Chunk c;
       {
@@ -389,15 +405,51 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
       cv.notify_all();
     }
   };
-  std::thread writer1(write_loop), writer2(write_loop);
+  // The only thread that updates the hashes of direct extents, in the order they were copied.
+  auto hash_loop = [&] {
+    if (any_cpu)
+      allow_every_cpu();
+    for (;;) {
+      Chunk c;
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return !copied.empty() || closing; });
+        if (copied.empty())
+          return;
+        c = copied.front();
+        copied.pop_front();
+        ++hashing;
+      }
+      if (plan.hashed[c.field])
+        h.update(c.field, ring.data() + c.slot * ring_slot_bytes + c.begin, c.end - c.begin);
+      {
+        std::lock_guard lk(mu);
+        --hashing;
+        full.push_back(c);
+      }
+      cv.notify_all();
+    }
+  };
+  // Before this thread hashes a buffered extent itself, and before the digests: every copied
+  // chunk hashed (a field's bytes are hashed in file order).
+  auto hashed_all = [&] {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return copied.empty() && hashing == 0; });
+  };
+  std::thread hasher(hash_loop);
+  std::vector<std::thread> writers;
+  for (std::size_t i = 0; i < ring_writers; ++i)
+    writers.emplace_back(write_loop);
   auto stop_writer = [&] {
     {
-      std::lock_guard lk(mu);
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return copied.empty() && hashing == 0; }); // the writers' last chunks are queued
       closing = true;
     }
     cv.notify_all();
-    writer1.join();
-    writer2.join();
+    hasher.join();
+    for (auto &t : writers)
+      t.join();
   };
 
   try {
@@ -408,6 +460,7 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
           break;
       }
       if (!e.direct) {
+        hashed_all();
         write_gathered(fds, h, e, plan);
         continue;
       }
@@ -422,11 +475,9 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
         const std::uint64_t n = std::min(w + ring_slot_bytes, end) - w - b;
         std::byte *dst = ring.data() + slot * ring_slot_bytes + b;
         cur.copy(dst, n);
-        if (plan.hashed[e.field])
-          h.update(e.field, dst, n);
         {
           std::lock_guard lk(mu);
-          full.push_back(Chunk{slot, w, b, b + n, e.field});
+          copied.push_back(Chunk{slot, w, b, b + n, e.field});
         }
         cv.notify_all();
       }

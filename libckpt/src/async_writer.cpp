@@ -1,30 +1,12 @@
 #include "async_writer.hpp"
 
-#include <algorithm>
+#include <ckpt/formats/raw_writer.hpp>
 
-#include <pthread.h>
-#include <sched.h>
+#include <algorithm>
 #include <sys/prctl.h>
 #include <time.h>
-#include <unistd.h>
 
 namespace ckpt::detail {
-
-namespace {
-
-// Lets the calling thread run on every CPU: the kernel intersects the mask with the
-// process's cpuset, so it ends up on the CPUs the job may use. Best effort: a failure
-// leaves the inherited binding.
-void allow_every_cpu() {
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  const long n = ::sysconf(_SC_NPROCESSORS_CONF);
-  for (long c = 0; c < n && c < CPU_SETSIZE; ++c)
-    CPU_SET(static_cast<int>(c), &all);
-  ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
-}
-
-} // namespace
 
 Worker::~Worker() {
   if (!thread_.joinable())
@@ -83,7 +65,7 @@ void Worker::nap() {
 
 void Worker::run() {
   if (any_cpu_)
-    allow_every_cpu();
+    formats::allow_every_cpu();
   // Timed naps as short as asked (the default slack rounds them up by 50 us).
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   for (;;) {

@@ -161,7 +161,7 @@ std::int64_t Checkpointer::Impl::restore_file(const std::vector<Field> &fields, 
           // A short or unreadable file fails on some ranks only: note it and go on, so
           // every rank still takes part in the collective reads of the other fields.
           try {
-            read_sum = formats::read_streaming(file, plan, ring)[0];
+            read_sum = formats::read_streaming(file, plan, ring, opts.writer_any_cpu)[0];
           } catch (const Error &e) {
             if (damage.empty()) {
               damage = e.detail();

@@ -43,7 +43,8 @@ void Checkpointer::Impl::write(std::unique_ptr<Pending> p, std::vector<formats::
       create_part();
       // Rank 0 fsyncs the file once, after writing the checksums into it (commit); a
       // node-local part is fsynced once sealed.
-      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0 && !levels);
+      p->digests = formats::write_streaming(p->tmp_path.string(), p->plan, ring, rank() != 0 && !levels,
+                                                 opts.writer_any_cpu);
       detail::fault_apply(f_fsync, "fsync", rank());
     });
     p->write_end = mono();

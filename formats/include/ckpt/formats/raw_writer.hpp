@@ -135,17 +135,27 @@ private:
 };
 
 /// Sync write: streams the plan's bytes from application memory to `path` (which
-/// create_file made), copying (and hashing) large extents into a small ring of aligned
-/// buffers that two helper threads write with O_DIRECT while the next ones are filled,
-/// then fsyncs. Memory
-/// used is independent of the state size: `ring` (ring_slots x ring_slot_bytes, reused
-/// between saves). Returns the per-field checksums
-/// (entries of fields this rank does not hash are 0).
+/// create_file made). Large extents go through a small ring of aligned buffers: this thread
+/// copies into a free slot, a helper thread hashes the copied slots in file order, and
+/// ring_writers helper threads write the hashed ones with O_DIRECT; copy, hash and write
+/// overlap. Then fsyncs. Memory used is independent of the state size: `ring` (ring_slots
+/// x ring_slot_bytes, reused between saves). Returns the per-field checksums (entries of
+/// fields this rank does not hash are 0). `sync` false skips the fsync (the caller fsyncs
+/// the file later anyway). `any_cpu`: the helper threads run on any CPU of the process's
+/// cpuset (allow_every_cpu), not on the caller's (Options::writer_any_cpu).
 /// \throws Error(io, no_space)
-/// `sync` false skips the fsync (the caller fsyncs the file later anyway).
 std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring,
-                                           bool sync = true);
+                                           bool sync = true, bool any_cpu = false);
 inline constexpr std::uint64_t ring_slots = 4;
+/// Threads that write the ring's slots: as many direct requests in flight.
+inline constexpr std::size_t ring_writers = 2;
+
+/// Lets the calling thread run on every CPU of the process's cpuset rather than on the CPUs
+/// its creator is bound to (a launcher binds each rank to a core; the kernel intersects the
+/// mask with the cpuset, so a SLURM job's limits hold). Best effort: a failure leaves the
+/// inherited binding.
+void allow_every_cpu();
+
 inline constexpr std::uint64_t ring_slot_bytes = 16u << 20;
 
 /// Async snapshot: copies the plan's bytes into `staging` (reserved to plan.staging).
@@ -168,7 +178,9 @@ std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePl
 /// Restore: reads the plan's extents from `path` into the memory its runs name (the runs
 /// are destinations here), large extents with O_DIRECT through `ring` while a helper
 /// thread reads ahead. Returns the XXH3-64 of each hashed field's bytes in file order.
-/// No MPI, no HDF5. \throws Error(corrupt) when the file is short or unreadable.
-std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring);
+/// No MPI, no HDF5. `any_cpu` as for write_streaming. \throws Error(corrupt) when the file
+/// is short or unreadable.
+std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring,
+                                          bool any_cpu = false);
 
 } // namespace ckpt::formats
