@@ -179,11 +179,12 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
   key[1] = 0;
   for (const auto at : replicated_at)
     key[2 + at] = 0;
-  const bool reuse = tables.valid && built.ok() && key == tables.key;
+  const bool had_tables = tables.valid; // the same on every rank
+  const bool reuse = had_tables && built.ok() && key == tables.key;
   tables.valid = false; // until this save's tables are agreed
   // With `previous`: its outcome rides on the same collectives (commit_small otherwise).
   const mpi::Status earlier = previous ? small_outcome(*previous) : mpi::Status{};
-  if (agree_same_tables(writes, mine, replicated_at, reuse, built, earlier, previous)) {
+  if (agree_same_tables(writes, mine, replicated_at, had_tables, reuse, built, earlier, previous)) {
     tables.key = std::move(key);
     tables.valid = true;
     return writes;
@@ -291,7 +292,7 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
 }
 
 // The block tables of a save whose every rank has the signature and blocks of the last save
-// (`reuse` here): one all-reduce (MIN) of this rank's outcomes and the words that must be
+// (`reuse` here; `had_tables`: there was a last save, on every rank alike): one all-reduce (MIN) of this rank's outcomes and the words that must be
 // equal everywhere (the step, the replicated values' checksums). True: agreed, `writes` has
 // the last save's tables with this save's replicated checksums. False: some rank changed
 // something (or this is the first save); the caller gathers the tables. The earlier save's
@@ -299,9 +300,10 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
 // step 1 (`built`), is thrown on every rank.
 bool Checkpointer::Impl::agree_same_tables(std::vector<formats::FieldWrite> &writes,
                                            const std::vector<std::uint64_t> &mine,
-                                           const std::vector<std::size_t> &replicated_at, bool reuse,
-                                           const mpi::Status &built, const mpi::Status &earlier, Pending *previous) {
-  if (!previous && !tables.valid)
+                                           const std::vector<std::size_t> &replicated_at, bool had_tables,
+                                           bool reuse, const mpi::Status &built, const mpi::Status &earlier,
+                                           Pending *previous) {
+  if (!previous && !had_tables)
     return false; // nothing to agree that the gather would not: no extra collective
   std::uint64_t replicated = 0;
   {

@@ -233,8 +233,8 @@ struct Checkpointer::Impl {
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step,
                                                 Pending *previous = nullptr);
   bool agree_same_tables(std::vector<formats::FieldWrite> &writes, const std::vector<std::uint64_t> &mine,
-                         const std::vector<std::size_t> &replicated_at, bool reuse, const mpi::Status &built,
-                         const mpi::Status &earlier, Pending *previous);
+                         const std::vector<std::size_t> &replicated_at, bool had_tables, bool reuse,
+                         const mpi::Status &built, const mpi::Status &earlier, Pending *previous);
   // The block tables of the last save, reused while no rank changes its signature or blocks.
   struct Tables {
     bool valid = false;

@@ -13,6 +13,10 @@ count_calls.c, MPI collectives through PMPI), the same way apps/bench/save_cost.
   stop     request_stop() (2 ranks) and SIGUSR1 (4 ranks) on the last rank only, after step
            3000 of cheap steps: every rank stops at the same step, within two agreement
            periods (at most 1000 boundaries each), and that step's checkpoint is on disk.
+  saves    a small save after the first makes 3 collectives on 1, 2 and 4 ranks, sync and
+           async (followed by wait()): the all-reduce that finds the block tables unchanged
+           (no all-gather of them), the gather of the data to rank 0, and the agreement on
+           the outcome.
 
     /usr/bin/python3 tests/bench/agreements.py --bin build/bin
 """
@@ -49,6 +53,20 @@ def loop_run(a, np, mode, steps, every, stop_at=None, stop_by="request"):
           f"with {loop['plain_collectives']} collectives, saved at {loop['saved_at']}, "
           f"stopped {loop['stopped']} at {loop['stop_step']}", flush=True)
     return loop
+
+
+def save_counts(a, np, mode):
+    """The collectives of one save (the busiest rank), from ckpt-save-cost's timed saves."""
+    lib = os.path.join(os.path.dirname(a.bin), "lib", "libckpt_count_calls.so")
+    cmd = ["mpiexec", "-n", str(np), "-x", "LD_PRELOAD=" + lib, os.path.join(a.bin, "ckpt-save-cost"),
+           "--n", "20", "--saves", "5", "--mode", mode, "--steps", "0", "--dir", a.dir]
+    env = dict(os.environ, **MPI_ENV)
+    for k in ("CKPT_MODE", "CKPT_SMALL_BYTES", "CKPT_LOCAL_DIR"):
+        env.pop(k, None)
+    row = run_counted(cmd, env, 600)
+    per = row["per_save"]
+    print(f"np={np} {mode}: {per['collectives_max_rank']} collectives per save (busiest rank)", flush=True)
+    return per
 
 
 def check(cond, what, loop):
@@ -97,6 +115,11 @@ def main():
                   f"stopped at {stop}, not within two agreement periods after {stop_at}", loop)
             check(loop["saved_at"][-1] == stop and loop["files"][-1] == stop,
                   "the stop's checkpoint is not the last one on disk", loop)
+        for np in (1, 2, 4):
+            for mode in ("sync", "async"):
+                per = save_counts(a, np, mode)
+                check(per["collectives_max_rank"] == 3 and per["icollectives_max_rank"] == 0,
+                      f"a small save made {per['collectives_max_rank']} collectives, 3 expected", per)
     print("agreements: ok")
 
 

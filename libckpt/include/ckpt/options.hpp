@@ -96,12 +96,13 @@ struct Options {
   /// most about two such periods after they happen. Steps slower than this agree at every
   /// boundary; 0 agrees at every boundary. Saves every `every` steps need no agreement.
   double agree_seconds = 0.25;
-  /// The background writer of async saves (and of node-local flushes) may run on any CPU
-  /// the process's cpuset allows, instead of inheriting the rank's binding: an MPI launcher
-  /// usually binds a rank to one core, and a writer on that core takes turns with the
-  /// solver instead of overlapping it. The kernel keeps it inside the cpuset, so a job's
-  /// cgroup still confines it to the job's cores. false (CKPT_WRITER_CPUS=inherit): it keeps
-  /// the rank's binding.
+  /// The background writer of async saves (and of node-local flushes), and the helper
+  /// threads of a large sync save (hasher, writers) and of a large restore (reader), may
+  /// run on any CPU the process's cpuset allows, instead of inheriting the rank's binding:
+  /// an MPI launcher usually binds a rank to one core, and a writer on that core takes
+  /// turns with the solver instead of overlapping it. The kernel keeps them inside the
+  /// cpuset, so a job's cgroup still confines them to the job's cores. false
+  /// (CKPT_WRITER_CPUS=inherit): they keep the rank's binding.
   bool writer_any_cpu = true;
 
   /// SIGUSR1 and SIGTERM.
