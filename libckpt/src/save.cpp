@@ -12,10 +12,10 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <type_traits>
 #include <cerrno>
 #include <cstring>
 #include <sys/statvfs.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace ckpt {
@@ -292,12 +292,13 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
 }
 
 // The block tables of a save whose every rank has the signature and blocks of the last save
-// (`reuse` here; `had_tables`: there was a last save, on every rank alike): one all-reduce (MIN) of this rank's outcomes and the words that must be
-// equal everywhere (the step, the replicated values' checksums). True: agreed, `writes` has
-// the last save's tables with this save's replicated checksums. False: some rank changed
-// something (or this is the first save); the caller gathers the tables. The earlier save's
-// outcome (`previous`) is agreed here either way: its error, or this save's own error of
-// step 1 (`built`), is thrown on every rank.
+// (`reuse` on this rank; `had_tables`: there was a last save, alike on every rank): one
+// all-reduce (MIN) of this rank's outcomes and the words that must be equal everywhere (the
+// step, the replicated values' checksums). True: agreed, `writes` has the last save's tables
+// with this save's replicated checksums. False: some rank changed something (or there are
+// no tables yet); the caller gathers the tables. The earlier save's outcome (`previous`) is
+// agreed here whenever there is one: its error, or else this save's own error of step 1
+// (`built`), is thrown on every rank.
 bool Checkpointer::Impl::agree_same_tables(std::vector<formats::FieldWrite> &writes,
                                            const std::vector<std::uint64_t> &mine,
                                            const std::vector<std::size_t> &replicated_at, bool had_tables,

@@ -146,12 +146,14 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       packed.data_offset.push_back(bytes == 0 ? formats::Layout::no_offset : end);
       end += bytes;
     }
-    small_plan_of.clear();
-    small_plan = formats::plan_writes(writes, packed, std::vector<bool>(nf, false));
+    formats::WritePlan plan = formats::plan_writes(writes, packed, std::vector<bool>(nf, false));
+    std::vector<formats::FieldWrite> of;
     for (const auto &w : writes) {
-      small_plan_of.push_back(w);
-      small_plan_of.back().blocks.clear();
+      of.push_back(w);
+      of.back().blocks.clear();
     }
+    small_plan = std::move(plan);
+    small_plan_of = std::move(of);
   }
   const formats::WritePlan &plan = small_plan;
 
