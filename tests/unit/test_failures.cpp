@@ -151,15 +151,19 @@ TEST_P(Tables, WhatChangesAfterTheFirstSaveIsStillAgreed) {
   const int me = world_rank();
   double t = 1.0;
   std::vector<std::int32_t> v(static_cast<std::size_t>(me + 1), me);
-  {
-    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+  // The scalar t and the vector x (a per-rank value that may change its size), as "t" and "v".
+  auto add = [](ckpt::Checkpointer &cp, double &t, std::vector<std::int32_t> &x) {
     cp.replicated("t", &t);
     cp.per_rank_resizable(
-        "v", ckpt::Dtype::i32, [&] { return std::pair<void *, ckpt::Shape>{v.data(), {v.size()}}; },
-        [&](const ckpt::Shape &s) {
-          v.resize(s[0]);
-          return static_cast<void *>(v.data());
+        "v", ckpt::Dtype::i32, [&x] { return std::pair<void *, ckpt::Shape>{x.data(), {x.size()}}; },
+        [&x](const ckpt::Shape &s) {
+          x.resize(s[0]);
+          return static_cast<void *>(x.data());
         });
+  };
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    add(cp, t, v);
     cp.save(1);
     t = 2.0;
     cp.save(2); // the same tables: reused
@@ -188,13 +192,7 @@ TEST_P(Tables, WhatChangesAfterTheFirstSaveIsStillAgreed) {
     ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
     double got = 0;
     std::vector<std::int32_t> w;
-    cp.replicated("t", &got);
-    cp.per_rank_resizable(
-        "v", ckpt::Dtype::i32, [&] { return std::pair<void *, ckpt::Shape>{w.data(), {w.size()}}; },
-        [&](const ckpt::Shape &s) {
-          w.resize(s[0]);
-          return static_cast<void *>(w.data());
-        });
+    add(cp, got, w);
     EXPECT_EQ(cp.restore_from(dir / ckpt::checkpoint_file_name(step)), step);
     EXPECT_EQ(got, want) << "step " << step;
     const std::size_t n = me == 1 && step >= 3 ? 7u : static_cast<std::size_t>(me + 1);
