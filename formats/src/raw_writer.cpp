@@ -363,8 +363,9 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
   };
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<Chunk> copied, full; // copied: to hash, in file order; full: to write
-  std::size_t hashing = 0;        // chunks taken by the hasher and not yet handed on
+  // copied: to hash, in file order (the hasher leaves the one it hashes at the front until
+  // it is done, so `copied` empty means every copied chunk is hashed); full: to write.
+  std::deque<Chunk> copied, full;
   std::vector<std::size_t> free_slots;
   for (std::size_t i = 0; i < ring_slots; ++i)
     free_slots.push_back(i);
@@ -417,14 +418,12 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
         if (copied.empty())
           return;
         c = copied.front();
-        copied.pop_front();
-        ++hashing;
       }
       if (plan.hashed[c.field])
         h.update(c.field, ring.data() + c.slot * ring_slot_bytes + c.begin, c.end - c.begin);
       {
         std::lock_guard lk(mu);
-        --hashing;
+        copied.pop_front();
         full.push_back(c);
       }
       cv.notify_all();
@@ -434,16 +433,16 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
   // chunk hashed (a field's bytes are hashed in file order).
   auto hashed_all = [&] {
     std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return copied.empty() && hashing == 0; });
+    cv.wait(lk, [&] { return copied.empty(); });
   };
   std::thread hasher(hash_loop);
   std::vector<std::thread> writers;
   for (std::size_t i = 0; i < ring_writers; ++i)
     writers.emplace_back(write_loop);
   auto stop_writer = [&] {
+    hashed_all(); // the writers' last chunks are queued (only this thread adds to `copied`)
     {
-      std::unique_lock lk(mu);
-      cv.wait(lk, [&] { return copied.empty() && hashing == 0; }); // the writers' last chunks are queued
+      std::lock_guard lk(mu);
       closing = true;
     }
     cv.notify_all();
