@@ -31,7 +31,7 @@ void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t ste
   finish_pending();
   // A new save waits for the previous one to be committed. An async small save (rank 0 wrote
   // and published it, every rank knows its own part of the outcome) is committed on this
-  // save's first collective, the block tables' gather, instead of an agreement of its own.
+  // save's first collective, the block tables' all-reduce, instead of an agreement of its own.
   std::unique_ptr<Pending> previous;
   if (pending && pending->small) {
     worker.wait();
@@ -182,27 +182,15 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
   const bool had_tables = tables.valid; // the same on every rank
   const bool reuse = had_tables && built.ok() && key == tables.key;
   tables.valid = false; // until this save's tables are agreed
-  // With `previous`: its outcome rides on the same collectives (commit_small otherwise).
-  const mpi::Status earlier = previous ? small_outcome(*previous) : mpi::Status{};
-  if (agree_same_tables(writes, mine, replicated_at, had_tables, reuse, built, earlier, previous)) {
+  // With `previous`: its outcome rides on the all-reduce (commit_small otherwise), which
+  // therefore runs whenever there is one; only then may the gather below follow.
+  if (agree_same_tables(writes, mine, replicated_at, had_tables, reuse, built, previous)) {
     tables.key = std::move(key);
     tables.valid = true;
     return writes;
   }
-  previous = nullptr; // committed by agree_same_tables (which runs its all-reduce when there is one)
   std::vector<std::uint64_t> starts;
-  bool earlier_ok = false; // set once the counts are gathered
-  std::vector<std::uint64_t> all;
-  try {
-    all = mpi::allgatherv_agreed(comm, built, mine, &starts, "gathering block tables", previous ? &earlier : nullptr,
-                                 &earlier_ok);
-  } catch (...) {
-    if (previous && earlier_ok)
-      small_committed(*previous); // committed; this save's own error follows
-    throw;
-  }
-  if (previous)
-    small_committed(*previous);
+  const auto all = mpi::allgatherv_agreed(comm, built, mine, &starts, "gathering block tables");
 
   // 3. All ranks must have registered the same fields (names, kinds, dtypes, shapes).
   for (int r = 0; r < n; ++r)
@@ -302,10 +290,10 @@ std::vector<formats::FieldWrite> Checkpointer::Impl::block_tables(const std::vec
 bool Checkpointer::Impl::agree_same_tables(std::vector<formats::FieldWrite> &writes,
                                            const std::vector<std::uint64_t> &mine,
                                            const std::vector<std::size_t> &replicated_at, bool had_tables,
-                                           bool reuse, const mpi::Status &built, const mpi::Status &earlier,
-                                           Pending *previous) {
+                                           bool reuse, const mpi::Status &built, Pending *previous) {
   if (!previous && !had_tables)
     return false; // nothing to agree that the gather would not: no extra collective
+  const mpi::Status earlier = previous ? small_outcome(*previous) : mpi::Status{};
   std::uint64_t replicated = 0;
   {
     std::vector<std::uint64_t> sums;

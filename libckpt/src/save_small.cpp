@@ -8,7 +8,7 @@
 // HDF5 call. Sync: all that happens in save(), then one agreement. Async: save() returns
 // after the gather; rank 0's patch, write, fsync and commit run on its background writer,
 // and every rank learns the outcome at a later agreement: the next save's block-table
-// gather, or commit_small at wait(), an agreement boundary or the destructor.
+// all-reduce, or commit_small at wait(), an agreement boundary or the destructor.
 #include "session.hpp"
 
 #include "commit.hpp"

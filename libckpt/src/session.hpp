@@ -229,12 +229,12 @@ struct Checkpointer::Impl {
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then
   // the commit (commit.cpp).
-  // `previous`: an async small save to commit on the tables' gather (save.cpp).
+  // `previous`: an async small save to commit on the tables' all-reduce (save.cpp).
   std::vector<formats::FieldWrite> block_tables(const std::vector<Field> &fields, std::int64_t step,
                                                 Pending *previous = nullptr);
   bool agree_same_tables(std::vector<formats::FieldWrite> &writes, const std::vector<std::uint64_t> &mine,
                          const std::vector<std::size_t> &replicated_at, bool had_tables, bool reuse,
-                         const mpi::Status &built, const mpi::Status &earlier, Pending *previous);
+                         const mpi::Status &built, Pending *previous);
   // The block tables of the last save, reused while no rank changes its signature or blocks.
   struct Tables {
     bool valid = false;

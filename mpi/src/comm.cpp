@@ -151,16 +151,8 @@ std::vector<std::uint64_t> Comm::allgatherv(const std::vector<std::uint64_t> &v,
 }
 
 std::vector<std::uint64_t> allgatherv_agreed(const Comm &comm, const Status &local, const std::vector<std::uint64_t> &v,
-                                             std::vector<std::uint64_t> *starts, const char *what,
-                                             const Status *earlier, bool *earlier_ok) {
-  // The count, or -2 when the earlier outcome failed here, -1 when this one did.
-  const int mine = earlier && !earlier->ok() ? -2 : local.ok() ? static_cast<int>(v.size()) : -1;
-  const auto counts = gather_counts(comm, mine, what);
-  const bool earlier_failed = std::find(counts.begin(), counts.end(), -2) != counts.end();
-  if (earlier_ok)
-    *earlier_ok = !earlier_failed;
-  if (earlier_failed)
-    agree(comm, earlier ? *earlier : Status{}); // throws the earlier error of the lowest rank where it failed
+                                             std::vector<std::uint64_t> *starts, const char *what) {
+  const auto counts = gather_counts(comm, local.ok() ? static_cast<int>(v.size()) : -1, what);
   for (const int c : counts)
     if (c < 0) {
       agree(comm, local); // some rank failed: throws its error on every rank

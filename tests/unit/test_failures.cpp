@@ -429,27 +429,6 @@ TEST(Agreement, GatherAndBroadcastCarryTheStatus) {
   EXPECT_EQ(who, size - 1);
   EXPECT_NE(msg.find("the disk is on fire"), std::string::npos) << msg;
 
-  // An earlier outcome (an async save committed on this gather) wins over this one's, and
-  // every rank learns whether it was fine before this one's error is thrown.
-  const Status first_fails = rank == 0 ? Status{Errc::invalid_argument, "bad tables"} : Status{};
-  bool earlier_ok = false;
-  std::tie(code, who) = outcome([&] {
-    ckpt::mpi::allgatherv_agreed(comm, first_fails, mine, nullptr, "a test gather", &last_fails, &earlier_ok);
-  }, msg);
-  EXPECT_EQ(code, Errc::io) << "the earlier failure, of rank " << size - 1;
-  EXPECT_EQ(who, size - 1);
-  EXPECT_FALSE(earlier_ok);
-  const Status fine{};
-  std::tie(code, who) = outcome([&] {
-    ckpt::mpi::allgatherv_agreed(comm, first_fails, mine, nullptr, "a test gather", &fine, &earlier_ok);
-  }, msg);
-  EXPECT_EQ(code, Errc::invalid_argument);
-  EXPECT_EQ(who, 0);
-  EXPECT_TRUE(earlier_ok);
-  const auto again = ckpt::mpi::allgatherv_agreed(comm, Status{}, mine, nullptr, "a test gather", &fine, &earlier_ok);
-  EXPECT_EQ(again.size(), all.size());
-  EXPECT_TRUE(earlier_ok);
-
   const std::vector<std::uint64_t> v{7, 8, 9};
   EXPECT_EQ(ckpt::mpi::bcast_agreed(comm, Status{}, rank == 0 ? v : std::vector<std::uint64_t>{}, 0, "a test bcast"), v);
   const Status root_fails = rank == 0 ? Status{Errc::no_space, "no room at the root"} : Status{};

@@ -73,14 +73,8 @@ void agree(const Comm &comm, const Status &local);
 /// Comm::allgatherv and agree() in the same two collectives: a rank whose `local` status
 /// failed sends no vector, and then every rank throws the same Error as agree() would (the
 /// failure path costs agree()'s collectives on top). Collective.
-///
-/// `earlier` (optional): the outcome of something that came before on this rank (an async
-/// save still to be committed), agreed in the same collectives. When it failed on any rank,
-/// every rank throws the error of the lowest rank where it failed, whatever `local` is;
-/// `*earlier_ok` is set on every rank before anything is thrown for `local`.
 std::vector<std::uint64_t> allgatherv_agreed(const Comm &comm, const Status &local, const std::vector<std::uint64_t> &v,
-                                             std::vector<std::uint64_t> *starts, const char *what,
-                                             const Status *earlier = nullptr, bool *earlier_ok = nullptr);
+                                             std::vector<std::uint64_t> *starts, const char *what);
 
 /// Root's vector on every rank (Comm::bcast) and root's status in the same two broadcasts:
 /// when `root_status` (meaningful on root only) failed, every rank throws root's Error
