@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -32,14 +33,43 @@ void fsync_path(const std::string &path, bool directory) {
                 fmt::format("fsync of {} failed: {}", path, std::strerror(err)));
 }
 
-void publish(const fs::path &dir, const fs::path &tmp, const std::string &final_name) {
-  const fs::path final_path = dir / final_name;
+namespace {
+
+void rename_into_place(const fs::path &tmp, const fs::path &final_path) {
   fault_point("rename", 0);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     throw Error(Errc::io, 0, fmt::format("cannot rename {} to {}: {}", tmp.string(), final_path.string(),
                                          std::strerror(errno)));
-  fsync_path(dir.string(), true);
+}
+
+// Rewrites LATEST in place when it is a plain file of ours (one link): one open and one
+// write, where a new file renamed over it costs ~0.2 ms on ext4 (a new inode, and the
+// rename over an existing file flushes the new one's data). Returns false when it is not
+// there or not a plain file, for the caller to write it the other way.
+bool rewrite_latest(const fs::path &latest, const std::string &line) {
+  const int fd = ::open(latest.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0)
+    return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+  if (ok)
+    ok = ::pwrite(fd, line.data(), line.size(), 0) == ssize_t(line.size()) &&
+         (std::uint64_t(st.st_size) == line.size() || ::ftruncate(fd, off_t(line.size())) == 0);
+  ::close(fd);
+  return ok;
+}
+
+void move_latest(const fs::path &dir, const std::string &final_name) {
   fault_point("latest", 0);
+  // LATEST is a hint (restore scans the directory and never trusts it), so it is not
+  // fsynced: the checkpoint is durable with the rename, and a crash that loses this
+  // update leaves LATEST stale, torn or empty, which readers handle. Two fsyncs per commit
+  // fewer.
+  const std::string line = final_name + "\n";
+  const fs::path latest = dir / "LATEST";
+  if (rewrite_latest(latest, line))
+    return;
+  // The first commit, or something else is there: a new file renamed over it.
   const fs::path latest_tmp = dir / ".LATEST.tmp";
   ::unlink(latest_tmp.c_str());
   // O_EXCL | O_NOFOLLOW: never write through a file or link planted there. The umask
@@ -47,14 +77,45 @@ void publish(const fs::path &dir, const fs::path &tmp, const std::string &final_
   const int fd = ::open(latest_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0)
     throw Error(Errc::io, 0, fmt::format("cannot write {}: {}", latest_tmp.string(), std::strerror(errno)));
-  // LATEST is a hint (restore scans the directory and never trusts it), so it is not
-  // fsynced: the checkpoint is durable with the rename above, and a crash that loses this
-  // update leaves LATEST stale or empty, which readers handle. Two fsyncs per commit fewer.
-  const std::string line = final_name + "\n";
   const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
   ::close(fd);
-  if (!ok || ::rename(latest_tmp.c_str(), (dir / "LATEST").c_str()) != 0)
-    throw Error(Errc::io, 0, fmt::format("cannot update {}: {}", (dir / "LATEST").string(), std::strerror(errno)));
+  if (!ok || ::rename(latest_tmp.c_str(), latest.c_str()) != 0)
+    throw Error(Errc::io, 0, fmt::format("cannot update {}: {}", latest.string(), std::strerror(errno)));
+}
+
+} // namespace
+
+void publish(const fs::path &dir, const fs::path &tmp, const std::string &final_name) {
+  rename_into_place(tmp, dir / final_name);
+  fsync_path(dir.string(), true);
+  move_latest(dir, final_name);
+}
+
+void commit_written(const fs::path &dir, int fd, const fs::path &tmp, const std::string &final_name,
+                    bool rename_first, Fault f_fsync) {
+  const fs::path final_path = dir / final_name;
+  const fs::path *named = &tmp; // where the file is now, removed on failure
+  try {
+    if (rename_first) {
+      rename_into_place(tmp, final_path);
+      named = &final_path;
+    }
+    if (::fsync(fd) != 0) {
+      const int err = errno;
+      throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, 0,
+                  fmt::format("fsync failed for {}: {}", named->string(), std::strerror(err)));
+    }
+    fault_apply(f_fsync, "fsync", 0);
+    if (!rename_first) {
+      rename_into_place(tmp, final_path);
+      named = &final_path;
+    }
+    fsync_path(dir.string(), true);
+  } catch (...) {
+    ::unlink(named->c_str());
+    throw;
+  }
+  move_latest(dir, final_name);
 }
 
 std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step) {
@@ -200,6 +261,7 @@ void Checkpointer::Impl::commit(Pending &p) {
         formats::finish_file(tmp_path.string(), p.header, p.writes, p.layout);
         detail::fsync_path(tmp_path.string(), false);
         detail::publish(dir, tmp_path, final_name);
+        durable_in_dir = true;
         prune_warnings = detail::prune(dir, opts.keep, step);
       });
     } catch (...) {

@@ -47,4 +47,19 @@ void fault_apply(Fault f, const char *point, int rank);
 /// fault_apply(fault_action(point, rank), point, rank).
 void fault_point(const char *point, int rank);
 
+/// Rank 0's commit of a small checkpoint it has written to `tmp` through `fd` (still open;
+/// the caller closes it): makes it durable as `dir/final_name`, then moves LATEST as
+/// `publish` does. In the usual order (fsync, rename, directory fsync) a crash at any point
+/// leaves either the complete file or none under the final name. With `rename_first`, the
+/// rename comes before the fsync, whose journal commit then carries the rename too, so the
+/// directory fsync that follows finds nothing left to write (on ext4 here: 0.15-0.2 ms less
+/// per save, the cost of the commit becomes one fsync, like a pickle + fsync + rename). An
+/// operating-system crash between the rename and the fsync can then leave a torn file under
+/// the final name; restore finds it damaged (its checksums, or no HDF5 superblock), sets it
+/// aside and restores the checkpoint before it. So `rename_first` is only for a directory
+/// that already holds a durable checkpoint of this run. `f_fsync` fires after the file's
+/// fsync. A failure removes the file under whichever name it has and throws.
+void commit_written(const std::filesystem::path &dir, int fd, const std::filesystem::path &tmp,
+                    const std::string &final_name, bool rename_first, Fault f_fsync);
+
 } // namespace ckpt::detail

@@ -64,8 +64,10 @@ void Checkpointer::Impl::restored_to(std::optional<std::int64_t> r, const FieldS
   restore_done = true;
   restored = r;
   agree_at_next_boundary();
-  if (r)
+  if (r) {
     saved_step = *r;
+    durable_in_dir = true;
+  }
   if (r && levels)
     levels->flushed_step = *r; // restored from CKPT_DIR (a rebuilt node-local one is there too)
   if (history.saves == 0)

@@ -101,28 +101,30 @@ bool same_reads(const std::vector<formats::FieldWrite> &a, const std::vector<for
   return true;
 }
 
-// Writes `n` bytes of `image` to a new file at `path` and fsyncs it.
-void write_file(const fs::path &path, const std::byte *image, std::uint64_t n, detail::Fault f_fsync) {
+// Writes `n` bytes of `image` to a new file at `tmp` and commits it as `dir/final_name`
+// (detail::commit_written: fsync, rename, directory fsync, LATEST; see there for
+// `rename_first`).
+void write_and_commit(const fs::path &dir, const fs::path &tmp, const std::string &final_name, const std::byte *image,
+                      std::uint64_t n, bool rename_first, detail::Fault f_fsync) {
   // Never write through a file or link planted at the temp path.
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", path.string(), std::strerror(errno)));
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
+    throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", tmp.string(), std::strerror(errno)));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0)
-    throw Error(Errc::io, 0, fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+    throw Error(Errc::io, 0, fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno)));
   try {
-    detail::pwrite_all(fd, image, n, 0, path.string());
-    if (::fsync(fd) != 0) {
-      const int err = errno;
-      throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::io, 0,
-                  fmt::format("fsync failed for {}: {}", path.string(), std::strerror(err)));
+    try {
+      detail::pwrite_all(fd, image, n, 0, tmp.string());
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
     }
+    detail::commit_written(dir, fd, tmp, final_name, rename_first, f_fsync);
   } catch (...) {
     ::close(fd);
     throw;
   }
-  if (::close(fd) != 0)
-    throw Error(Errc::io, 0, fmt::format("cannot close {}: {}", path.string(), std::strerror(errno)));
-  detail::fault_apply(f_fsync, "fsync", 0);
+  ::close(fd); // the data is durable (fsynced): a late close error loses nothing
 }
 
 } // namespace
@@ -238,13 +240,10 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
         bytes = small_image.patch(job.header, job.writes, small_file, layout);
         formats::place_plan(placement(job.writes, data, layout), small_file.data());
       }
-      try {
-        write_file(job.tmp_path, small_file.data(), bytes, f_fsync);
-        detail::publish(dir, job.tmp_path, job.final_name);
-      } catch (...) {
-        ::unlink(job.tmp_path.c_str());
-        throw;
-      }
+      // The commit's order: see detail::commit_written. The rename comes first once this
+      // run has a durable checkpoint in the directory to fall back to.
+      write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync);
+      durable_in_dir = true;
       job.warnings = detail::prune(dir, opts.keep, job.step);
     });
     job.write_end = mono();

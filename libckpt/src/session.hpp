@@ -28,6 +28,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -125,6 +126,10 @@ struct Checkpointer::Impl {
   bool frozen = false;           // fields were restored into: no more registrations until clear_fields()
   std::int64_t saved_step = -1;  // step of the last successful save() (committed, or staged when async) or restore
   std::optional<std::int64_t> restored;
+  // Rank 0: `dir` holds a durable checkpoint of this run (one it committed or restored), so a
+  // small save may rename before its fsync (detail::commit_written). Set by the thread that
+  // commits, read by the background writer.
+  std::atomic<bool> durable_in_dir{false};
   SaveStats stats;
   double sim_time = 0;
   StopReason stopped = StopReason::none;

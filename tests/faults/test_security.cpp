@@ -74,6 +74,18 @@ TEST(Symlinks, PlantedLinksAreNotFollowed) {
   cp.save(3);
   MPI_Barrier(MPI_COMM_WORLD);
   EXPECT_EQ(read_all(victim), content);
+
+  // LATEST is rewritten in place when it is a plain file with one link; a hard link
+  // planted there is replaced, not written through.
+  if (world_rank() == 0) {
+    fs::remove(dir / "ck/LATEST");
+    fs::create_hard_link(victim, dir / "ck/LATEST");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  cp.save(4);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_EQ(read_all(victim), content);
+  EXPECT_EQ(ckpt::read_latest(dir / "ck"), std::optional<std::int64_t>(4));
 }
 
 // A link planted at the lock file is refused, not followed.

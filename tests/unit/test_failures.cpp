@@ -294,6 +294,39 @@ TEST(Corruption, GarbageAndTruncatedFilesAreSkipped) {
   EXPECT_EQ(x, 5);
 }
 
+// A small save renames its file before the fsync once the directory holds an earlier
+// checkpoint of the run (detail::commit_written). An operating-system crash in between
+// leaves the newest name with no data (delayed allocation: an empty file) or with zeros
+// (unwritten extents); restore sets it aside and restores the checkpoint before it.
+TEST(Corruption, AFileTornByACrashAfterItsRenameIsSetAside) {
+  for (const bool zeros : {false, true}) {
+    SCOPED_TRACE(zeros ? "zero-filled" : "empty");
+    ScratchDir dir;
+    int x = 5;
+    {
+      ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+      cp.replicated("x", &x);
+      cp.save(1);
+      x = 6;
+      cp.save(2);
+    }
+    const fs::path torn = dir / ckpt::checkpoint_file_name(2);
+    if (world_rank() == 0) {
+      const auto size = fs::file_size(torn);
+      fs::resize_file(torn, 0);
+      if (zeros)
+        fs::resize_file(torn, size);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    x = 0;
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+    cp.replicated("x", &x);
+    EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
+    EXPECT_EQ(x, 5);
+    EXPECT_TRUE(fs::exists(torn.string() + ".corrupt"));
+  }
+}
+
 TEST(Corruption, NoValidCheckpointIsAnError) {
   ScratchDir dir;
   if (world_rank() == 0)

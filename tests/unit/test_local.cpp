@@ -13,9 +13,12 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -330,6 +333,55 @@ TEST(Commit, PublishRenamesAndMovesLatest) {
   }
   EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
   fs::remove_all(d);
+}
+
+// A small save's commit in both orders. Where the file is when the process dies at the
+// fsync hook (right after the file's fsync) shows the order: in the usual one it is still
+// the temp file (nothing under the final name until it is durable); with rename_first it is
+// already under its final name. A failure at that point removes it under either name.
+TEST(Commit, CommitWrittenInBothOrders) {
+  using ckpt::detail::Fault;
+  for (const bool rename_first : {false, true}) {
+    SCOPED_TRACE(rename_first ? "rename first" : "fsync first");
+    const fs::path d = fresh_dir(rename_first ? "commit-rf" : "commit-ff");
+    const std::string name = ckpt::checkpoint_file_name(5);
+    auto open_tmp = [&] {
+      const int fd = ::open((d / ".tmp-5").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      EXPECT_GE(fd, 0);
+      EXPECT_EQ(::write(fd, "data", 4), 4);
+      return fd;
+    };
+    // Killed at the hook, in a child process.
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      const int fd = open_tmp();
+      ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::kill);
+      ::_exit(0); // not reached: the hook kills
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    EXPECT_EQ(fs::exists(d / name), rename_first);
+    EXPECT_EQ(fs::exists(d / ".tmp-5"), !rename_first);
+    EXPECT_FALSE(fs::exists(d / "LATEST"));
+    fs::remove(d / name);
+    // A failure at the same point: no file left under either name, LATEST untouched.
+    int fd = open_tmp();
+    EXPECT_THROW(ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::fail), ckpt::Error);
+    ::close(fd);
+    EXPECT_FALSE(fs::exists(d / name));
+    EXPECT_FALSE(fs::exists(d / ".tmp-5"));
+    EXPECT_FALSE(fs::exists(d / "LATEST"));
+    // And without a fault: committed, LATEST moved.
+    fd = open_tmp();
+    ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::none);
+    ::close(fd);
+    EXPECT_EQ(read_all(d / name), "data");
+    EXPECT_FALSE(fs::exists(d / ".tmp-5"));
+    EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
+    fs::remove_all(d);
+  }
 }
 
 TEST(Commit, PruneKeepsTheNewestUpToTheStep) {
