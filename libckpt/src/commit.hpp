@@ -1,7 +1,8 @@
 #pragma once
 // Commit stage of a save, on rank 0 once every rank's data is durable: the temp file is
 // fsynced, renamed into place, the directory fsynced (the two fsyncs of a commit), LATEST
-// moved, and old checkpoints pruned. Plain POSIX calls, no MPI: unit-tested in
+// moved, and old checkpoints pruned (commit_written: a small save's variant that may rename
+// before the fsync). Plain POSIX calls, no MPI: unit-tested in
 // tests/unit/test_local.cpp. Also the test hooks (CKPT_TEST_FAULT) that inject failures
 // along the save path.
 
@@ -18,7 +19,8 @@ namespace ckpt::detail {
 void fsync_path(const std::string &path, bool directory);
 
 /// Makes `tmp` the committed checkpoint `dir/final_name`: rename, directory fsync, then
-/// LATEST (written to a temp file and renamed over it; not fsynced: it is a hint). The
+/// LATEST (rewritten in place when it is a plain file with one link, else written to a temp
+/// file and renamed over it; not fsynced: it is a hint). The
 /// temp file's data must already be durable. Throws Error(io) naming what failed; the
 /// checkpoint is committed once the rename is durable, whatever happens to LATEST.
 void publish(const std::filesystem::path &dir, const std::filesystem::path &tmp, const std::string &final_name);
