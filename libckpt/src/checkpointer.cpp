@@ -50,6 +50,7 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
   m.collective([&] { m.opts = options.with_env(); });
   m.dir = m.opts.dir;
   m.worker.any_cpu(m.opts.writer_any_cpu);
+  m.reaper.any_cpu(m.opts.writer_any_cpu);
   if (m.opts.every < 0 || m.opts.keep < 0 || m.opts.seconds < 0)
     throw Error(Errc::invalid_argument, m.rank(), "every, keep and seconds must not be negative");
 

@@ -118,7 +118,8 @@ void commit_written(const fs::path &dir, int fd, const fs::path &tmp, const std:
   move_latest(dir, final_name);
 }
 
-std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step) {
+std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step,
+                               std::vector<fs::path> *deferred) {
   std::vector<std::string> warnings;
   if (keep <= 0)
     return warnings;
@@ -133,7 +134,14 @@ std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to
       if (++kept <= keep)
         continue;
       std::error_code ec;
-      fs::remove(e.path, ec);
+      if (deferred) {
+        fs::path hidden = dir / fmt::format(".{}.pruned.tmp", e.path.filename().string());
+        fs::rename(e.path, hidden, ec);
+        if (!ec)
+          deferred->push_back(std::move(hidden));
+      } else {
+        fs::remove(e.path, ec);
+      }
       if (ec)
         warnings.push_back(fmt::format("could not delete old checkpoint {}: {}", e.path.string(), ec.message()));
     }
@@ -253,6 +261,7 @@ void Checkpointer::Impl::commit(Pending &p) {
   //    sees the directory as rank 0 left it.
   //    With node-local storage, the node-local commit instead (level_save.cpp).
   std::vector<std::string> prune_warnings;
+  std::vector<fs::path> pruned; // rank 0: renamed out of the listing, unlinked in the background
   if (levels) {
     commit_local(p);
   } else {
@@ -262,16 +271,27 @@ void Checkpointer::Impl::commit(Pending &p) {
         detail::fsync_path(tmp_path.string(), false);
         detail::publish(dir, tmp_path, final_name);
         durable_in_dir = true;
-        prune_warnings = detail::prune(dir, opts.keep, step);
+        prune_warnings = detail::prune(dir, opts.keep, step, &pruned);
       });
     } catch (...) {
       cleanup_tmp();
       throw;
     }
   }
+  reap(std::move(pruned));
   for (const auto &w : prune_warnings)
     warn(w);
   committed(p, durable, blocked);
+}
+
+void Checkpointer::Impl::reap(std::vector<fs::path> files) {
+  if (files.empty())
+    return;
+  // A failed unlink leaves a stale temp file, removed when the directory is next opened.
+  reaper.submit([files = std::move(files)] {
+    for (const auto &f : files)
+      ::unlink(f.c_str());
+  });
 }
 
 void Checkpointer::Impl::committed(const Pending &p, double durable, double blocked) {

@@ -244,7 +244,13 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       // run has a durable checkpoint in the directory to fall back to.
       write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync);
       durable_in_dir = true;
-      job.warnings = detail::prune(dir, opts.keep, job.step);
+      if (job.mode == Mode::sync) { // on the application's thread: the deletions go to the reaper
+        std::vector<fs::path> pruned;
+        job.warnings = detail::prune(dir, opts.keep, job.step, &pruned);
+        reap(std::move(pruned));
+      } else {
+        job.warnings = detail::prune(dir, opts.keep, job.step);
+      }
     });
     job.write_end = mono();
     // Async: the outcome is known here (every rank's packing was fine), so the statistics

@@ -398,6 +398,17 @@ TEST(Commit, PruneKeepsTheNewestUpToTheStep) {
   // keep = 0 keeps everything.
   EXPECT_TRUE(ckpt::detail::prune(d, 0, 400).empty());
   EXPECT_TRUE(fs::exists(d / ckpt::checkpoint_file_name(300)));
+  // Deferred: 300 leaves the listing at once, renamed to a hidden temp name that the caller
+  // unlinks later (and that opening the directory would remove as a stale temp file).
+  std::vector<fs::path> deferred;
+  EXPECT_TRUE(ckpt::detail::prune(d, 1, 400, &deferred).empty());
+  const fs::path hidden = d / ("." + ckpt::checkpoint_file_name(300) + ".pruned.tmp");
+  EXPECT_EQ(deferred, std::vector<fs::path>{hidden});
+  EXPECT_TRUE(fs::exists(hidden));
+  const auto listed = ckpt::list_checkpoints(d);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].step, 900);
+  EXPECT_EQ(listed[1].step, 400);
   fs::remove_all(d);
 }
 

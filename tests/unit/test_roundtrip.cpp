@@ -209,17 +209,24 @@ TEST(Retention, KeepsNewestK) {
   int x = 0;
   auto o = test_options(dir.path());
   o.keep = 2;
-  ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
-  cp.replicated("x", &x);
-  for (int s = 1; s <= 5; ++s) {
-    x = s;
-    cp.save(s * 10);
+  {
+    ckpt::Checkpointer cp(MPI_COMM_WORLD, o);
+    cp.replicated("x", &x);
+    for (int s = 1; s <= 5; ++s) {
+      x = s;
+      cp.save(s * 10);
+      // Pruned when save returns (the files' blocks may still be being freed in the background).
+      const auto list = ckpt::list_checkpoints(dir.path());
+      ASSERT_EQ(list.size(), std::min(s, 2));
+      EXPECT_EQ(list[0].step, s * 10);
+    }
+    auto list = ckpt::list_checkpoints(dir.path());
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(list[0].step, 50);
+    EXPECT_EQ(list[1].step, 40);
   }
-  auto list = ckpt::list_checkpoints(dir.path());
-  ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0].step, 50);
-  EXPECT_EQ(list[1].step, 40);
-  // No temp files are left behind.
+  // No temp files are left behind once the Checkpointer is closed, pruned ones included.
+  MPI_Barrier(MPI_COMM_WORLD);
   for (const auto &e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
