@@ -118,8 +118,7 @@ void commit_written(const fs::path &dir, int fd, const fs::path &tmp, const std:
   move_latest(dir, final_name);
 }
 
-std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step,
-                               std::vector<fs::path> *deferred) {
+std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to_step, std::vector<int> *deferred) {
   std::vector<std::string> warnings;
   if (keep <= 0)
     return warnings;
@@ -133,15 +132,14 @@ std::vector<std::string> prune(const fs::path &dir, int keep, std::int64_t up_to
         continue; // a newer checkpoint from another timeline: not ours to delete
       if (++kept <= keep)
         continue;
+      // O_NOFOLLOW: a link named like a checkpoint is removed as a link (nothing to defer).
+      const int fd = deferred ? ::open(e.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
       std::error_code ec;
-      if (deferred) {
-        fs::path hidden = dir / fmt::format(".{}.pruned.tmp", e.path.filename().string());
-        fs::rename(e.path, hidden, ec);
-        if (!ec)
-          deferred->push_back(std::move(hidden));
-      } else {
-        fs::remove(e.path, ec);
-      }
+      fs::remove(e.path, ec);
+      if (fd >= 0 && !ec)
+        deferred->push_back(fd);
+      else if (fd >= 0)
+        ::close(fd);
       if (ec)
         warnings.push_back(fmt::format("could not delete old checkpoint {}: {}", e.path.string(), ec.message()));
     }
@@ -261,7 +259,7 @@ void Checkpointer::Impl::commit(Pending &p) {
   //    sees the directory as rank 0 left it.
   //    With node-local storage, the node-local commit instead (level_save.cpp).
   std::vector<std::string> prune_warnings;
-  std::vector<fs::path> pruned; // rank 0: renamed out of the listing, unlinked in the background
+  std::vector<int> pruned; // rank 0: unlinked, still open; their blocks are freed in the background
   if (levels) {
     commit_local(p);
   } else {
@@ -284,13 +282,12 @@ void Checkpointer::Impl::commit(Pending &p) {
   committed(p, durable, blocked);
 }
 
-void Checkpointer::Impl::reap(std::vector<fs::path> files) {
-  if (files.empty())
+void Checkpointer::Impl::reap(std::vector<int> fds) {
+  if (fds.empty())
     return;
-  // A failed unlink leaves a stale temp file, removed when the directory is next opened.
-  reaper.submit([files = std::move(files)] {
-    for (const auto &f : files)
-      ::unlink(f.c_str());
+  reaper.submit([fds = std::move(fds)] {
+    for (const int fd : fds)
+      ::close(fd);
   });
 }
 

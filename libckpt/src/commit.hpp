@@ -28,14 +28,14 @@ void publish(const std::filesystem::path &dir, const std::filesystem::path &tmp,
 /// Retention: keeps the newest `keep` checkpoints of steps up to `up_to_step` and deletes the
 /// older ones; checkpoints of later steps (another timeline) are left alone. Returns what
 /// could not be deleted, as warnings (pruning never fails a save).
-/// With `deferred`, a checkpoint to delete is only renamed out of the listing, to the hidden
-/// temp name `.<name>.pruned.tmp`, and that path appended to *deferred for the caller to
-/// unlink later, off the save's path: freeing a large file's blocks takes milliseconds
-/// (3-4 ms for 16 MiB on this machine's disk, mounted with online discard), a rename tens of
-/// microseconds. A crash before the unlink leaves a stale temp file, which the next
-/// Checkpointer to open the directory removes.
+/// With `deferred`, each checkpoint to delete is opened before it is unlinked, and the open
+/// descriptor appended to *deferred for the caller to close later, off the save's path: the
+/// unlink then only removes the name (~0.03 ms), and the file system frees the blocks at the
+/// last close (2-3 ms for 16 MiB and 50-80 ms for 256 MiB on this machine's disk, mounted
+/// with online discard). Nothing is left behind if the process dies first: its descriptors
+/// are closed by the kernel.
 std::vector<std::string> prune(const std::filesystem::path &dir, int keep, std::int64_t up_to_step,
-                               std::vector<std::filesystem::path> *deferred = nullptr);
+                               std::vector<int> *deferred = nullptr);
 
 /// Appends one line to `dir/ckpt-stats.jsonl` (best effort; a symlink there is not followed).
 void append_stats_line(const std::filesystem::path &dir, const std::string &line);

@@ -245,7 +245,7 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync);
       durable_in_dir = true;
       if (job.mode == Mode::sync) { // on the application's thread: the deletions go to the reaper
-        std::vector<fs::path> pruned;
+        std::vector<int> pruned;
         job.warnings = detail::prune(dir, opts.keep, job.step, &pruned);
         reap(std::move(pruned));
       } else {

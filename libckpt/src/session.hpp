@@ -230,11 +230,12 @@ struct Checkpointer::Impl {
   formats::WritePlan small_plan;  // save_small: how this rank packs its bytes, and what from
   std::vector<formats::FieldWrite> small_plan_of;
   detail::Worker worker;       // background writer of async saves (no MPI calls)
-  // Rank 0: unlinks the checkpoints that pruning on the application's thread renamed out of
-  // the listing (detail::prune's `deferred`). Waited for before rank 0 writes the next save,
-  // so a nearly full disk has their space back by then, and when the Checkpointer closes.
+  // Rank 0: closes the last descriptors of the checkpoints that pruning on the application's
+  // thread unlinked (detail::prune's `deferred`), which frees their blocks. Waited for
+  // before rank 0 writes the next save, so a nearly full disk has the space back by then,
+  // and when the Checkpointer closes.
   detail::Worker reaper;
-  void reap(std::vector<fs::path> files);
+  void reap(std::vector<int> fds);
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then

@@ -56,9 +56,7 @@ def verify(d):
 
 
 def temp_files(d):
-    """A save's temp files (a write in progress); not pruned checkpoints awaiting deletion."""
-    return [f for f in os.listdir(d) if f.endswith(".tmp") and not f.endswith(".pruned.tmp")] \
-        if os.path.isdir(d) else []
+    return [f for f in os.listdir(d) if f.endswith(".tmp")] if os.path.isdir(d) else []
 
 
 try:

@@ -32,7 +32,7 @@ HOOKS = ["write@0", "write@1", "write@*", "fsync@0", "fsync@1", "fsync@*", "rena
 def classify(d):
     """Where the save was when the job died, judged by what it left in the directory."""
     names = os.listdir(d)
-    if any(n.startswith(".ckpt-") and n.endswith(".tmp") and not n.endswith(".pruned.tmp") for n in names):
+    if any(n.startswith(".ckpt-") and n.endswith(".tmp") for n in names):
         return "during data write"
     if ".LATEST.tmp" in names:
         return "during LATEST update"

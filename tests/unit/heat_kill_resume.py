@@ -40,9 +40,7 @@ def finish(np_, d):
 
 
 def temp_files(d):
-    """A save's temp files (a write in progress); not pruned checkpoints awaiting deletion."""
-    return [f for f in os.listdir(d) if f.endswith(".tmp") and not f.endswith(".pruned.tmp")] \
-        if os.path.isdir(d) else []
+    return [f for f in os.listdir(d) if f.endswith(".tmp")] if os.path.isdir(d) else []
 
 
 def committed(d):

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -398,17 +399,29 @@ TEST(Commit, PruneKeepsTheNewestUpToTheStep) {
   // keep = 0 keeps everything.
   EXPECT_TRUE(ckpt::detail::prune(d, 0, 400).empty());
   EXPECT_TRUE(fs::exists(d / ckpt::checkpoint_file_name(300)));
-  // Deferred: 300 leaves the listing at once, renamed to a hidden temp name that the caller
-  // unlinks later (and that opening the directory would remove as a stale temp file).
-  std::vector<fs::path> deferred;
+  // Deferred: 300 is unlinked at once (gone from the directory), and its still open
+  // descriptor handed back for the caller to close, which frees its blocks.
+  std::vector<int> deferred;
   EXPECT_TRUE(ckpt::detail::prune(d, 1, 400, &deferred).empty());
-  const fs::path hidden = d / ("." + ckpt::checkpoint_file_name(300) + ".pruned.tmp");
-  EXPECT_EQ(deferred, std::vector<fs::path>{hidden});
-  EXPECT_TRUE(fs::exists(hidden));
-  const auto listed = ckpt::list_checkpoints(d);
-  ASSERT_EQ(listed.size(), 2u);
-  EXPECT_EQ(listed[0].step, 900);
-  EXPECT_EQ(listed[1].step, 400);
+  ASSERT_EQ(deferred.size(), 1u);
+  EXPECT_FALSE(fs::exists(d / ckpt::checkpoint_file_name(300)));
+  char byte = 0;
+  EXPECT_EQ(::pread(deferred[0], &byte, 1, 0), 1) << "the descriptor is the pruned file's";
+  EXPECT_EQ(byte, 'x');
+  EXPECT_EQ(::close(deferred[0]), 0);
+  std::vector<std::string> names;
+  for (const auto &e : fs::directory_iterator(d))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{ckpt::checkpoint_file_name(400), ckpt::checkpoint_file_name(900)}));
+  // A link named like an old checkpoint is removed as a link, nothing deferred.
+  touch(d / "target");
+  fs::create_symlink(d / "target", d / ckpt::checkpoint_file_name(100));
+  deferred.clear();
+  EXPECT_TRUE(ckpt::detail::prune(d, 2, 900, &deferred).empty()); // 900 and 400 stay
+  EXPECT_TRUE(deferred.empty());
+  EXPECT_FALSE(fs::is_symlink(d / ckpt::checkpoint_file_name(100)));
+  EXPECT_TRUE(fs::exists(d / "target"));
   fs::remove_all(d);
 }
 

@@ -215,7 +215,7 @@ TEST(Retention, KeepsNewestK) {
     for (int s = 1; s <= 5; ++s) {
       x = s;
       cp.save(s * 10);
-      // Pruned when save returns (the files' blocks may still be being freed in the background).
+      // Pruned when save returns (the blocks of a pruned file may still be being freed).
       const auto list = ckpt::list_checkpoints(dir.path());
       ASSERT_EQ(list.size(), std::min(s, 2));
       EXPECT_EQ(list[0].step, s * 10);
@@ -225,7 +225,7 @@ TEST(Retention, KeepsNewestK) {
     EXPECT_EQ(list[0].step, 50);
     EXPECT_EQ(list[1].step, 40);
   }
-  // No temp files are left behind once the Checkpointer is closed, pruned ones included.
+  // No temp files are left behind.
   MPI_Barrier(MPI_COMM_WORLD);
   for (const auto &e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
