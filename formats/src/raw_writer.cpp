@@ -435,6 +435,12 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return copied.empty(); });
   };
+  std::uint64_t direct_bytes = 0;
+  for (const Extent &e : plan.extents)
+    if (e.direct)
+      direct_bytes += e.bytes;
+  const std::uint64_t chunk =
+      std::clamp(align_up(direct_bytes / ring_chunks_min, direct_align), ring_chunk_min_bytes, ring_slot_bytes);
   std::thread hasher(hash_loop);
   std::vector<std::thread> writers;
   for (std::size_t i = 0; i < ring_writers; ++i)
@@ -465,13 +471,13 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
       }
       Cursor cur{e.runs};
       const std::uint64_t end = e.file_offset + e.bytes;
-      for (std::uint64_t w = align_down(e.file_offset, direct_align); w < end; w += ring_slot_bytes) {
+      for (std::uint64_t w = align_down(e.file_offset, direct_align); w < end; w += chunk) {
         const auto free_slot = take_free_slot(mu, cv, free_slots, [&] { return static_cast<bool>(failure); });
         if (!free_slot)
           break;
         const std::size_t slot = *free_slot;
         const std::uint64_t b = std::max(w, e.file_offset) - w;
-        const std::uint64_t n = std::min(w + ring_slot_bytes, end) - w - b;
+        const std::uint64_t n = std::min(w + chunk, end) - w - b;
         std::byte *dst = ring.data() + slot * ring_slot_bytes + b;
         cur.copy(dst, n);
         {

@@ -157,6 +157,13 @@ inline constexpr std::size_t ring_writers = 2;
 void allow_every_cpu();
 
 inline constexpr std::uint64_t ring_slot_bytes = 16u << 20;
+/// The ring's chunks (what is copied, hashed and written at a time) are a slot, or for a
+/// state of fewer than ring_chunks_min slots a ring_chunks_min-th of it (at least
+/// ring_chunk_min_bytes): the writers start once the first chunk is copied and hashed, so a
+/// 16 MiB state in one chunk was copied and hashed whole (~6 ms here) before any byte was
+/// written.
+inline constexpr std::uint64_t ring_chunks_min = 8;
+inline constexpr std::uint64_t ring_chunk_min_bytes = 1u << 20;
 
 /// Async snapshot: copies the plan's bytes into `staging` (reserved to plan.staging).
 /// After it returns, the application may change its memory.
