@@ -271,27 +271,36 @@ TEST(Corruption, DamagedBlockIsDetectedAndOlderCheckpointUsed) {
   EXPECT_TRUE(fs::exists(newest + ".corrupt")); // set aside, never used again
 }
 
+namespace {
+// Saves x = 5 at step 1 and x = 6 at step 2 (every rank), for a test to damage step 2.
+void save_steps_1_and_2(const ScratchDir &dir) {
+  int x = 5;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("x", &x);
+  cp.save(1);
+  x = 6;
+  cp.save(2);
+}
+// After step 2 was damaged: a restore skips it and restores step 1 (x = 5).
+void expect_restore_of_step_1(const ScratchDir &dir) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  int x = 0;
+  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
+  cp.replicated("x", &x);
+  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
+  EXPECT_EQ(x, 5);
+}
+} // namespace
+
 TEST(Corruption, GarbageAndTruncatedFilesAreSkipped) {
   ScratchDir dir;
-  int x = 5;
-  {
-    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
-    cp.replicated("x", &x);
-    cp.save(1);
-    x = 6;
-    cp.save(2);
-  }
+  save_steps_1_and_2(dir);
   if (world_rank() == 0) {
     std::ofstream(dir / ckpt::checkpoint_file_name(3)) << "this is not HDF5";
     fs::resize_file(dir / ckpt::checkpoint_file_name(2), fs::file_size(dir / ckpt::checkpoint_file_name(2)) / 2);
     std::ofstream(dir / "LATEST") << "garbage\n";
   }
-  MPI_Barrier(MPI_COMM_WORLD);
-  x = 0;
-  ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
-  cp.replicated("x", &x);
-  EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
-  EXPECT_EQ(x, 5);
+  expect_restore_of_step_1(dir);
 }
 
 // A small save renames its file before the fsync once the directory holds an earlier
@@ -302,14 +311,7 @@ TEST(Corruption, AFileTornByACrashAfterItsRenameIsSetAside) {
   for (const bool zeros : {false, true}) {
     SCOPED_TRACE(zeros ? "zero-filled" : "empty");
     ScratchDir dir;
-    int x = 5;
-    {
-      ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
-      cp.replicated("x", &x);
-      cp.save(1);
-      x = 6;
-      cp.save(2);
-    }
+    save_steps_1_and_2(dir);
     const fs::path torn = dir / ckpt::checkpoint_file_name(2);
     if (world_rank() == 0) {
       const auto size = fs::file_size(torn);
@@ -317,12 +319,7 @@ TEST(Corruption, AFileTornByACrashAfterItsRenameIsSetAside) {
       if (zeros)
         fs::resize_file(torn, size);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
-    x = 0;
-    ckpt::Checkpointer cp(MPI_COMM_WORLD, test_options(dir.path()));
-    cp.replicated("x", &x);
-    EXPECT_EQ(cp.restore(), std::optional<std::int64_t>(1));
-    EXPECT_EQ(x, 5);
+    expect_restore_of_step_1(dir);
     EXPECT_TRUE(fs::exists(torn.string() + ".corrupt"));
   }
 }
