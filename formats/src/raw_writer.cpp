@@ -340,7 +340,11 @@ void allow_every_cpu() {
 
 std::vector<std::uint64_t> write_streaming(const std::string &path, const WritePlan &plan, Staging &ring, bool sync,
                                            bool any_cpu) {
-  const bool any_direct = std::any_of(plan.extents.begin(), plan.extents.end(), [](const Extent &e) { return e.direct; });
+  std::uint64_t direct_bytes = 0; // direct extents hold at least direct_min_bytes each
+  for (const Extent &e : plan.extents)
+    if (e.direct)
+      direct_bytes += e.bytes;
+  const bool any_direct = direct_bytes > 0;
   Fds fds(path, any_direct);
   Hashes h(plan.nfields);
   if (!any_direct) {
@@ -435,10 +439,6 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return copied.empty(); });
   };
-  std::uint64_t direct_bytes = 0;
-  for (const Extent &e : plan.extents)
-    if (e.direct)
-      direct_bytes += e.bytes;
   const std::uint64_t chunk =
       std::clamp(align_up(direct_bytes / ring_chunks_min, direct_align), ring_chunk_min_bytes, ring_slot_bytes);
   std::thread hasher(hash_loop);

@@ -259,7 +259,6 @@ void Checkpointer::Impl::commit(Pending &p) {
   //    sees the directory as rank 0 left it.
   //    With node-local storage, the node-local commit instead (level_save.cpp).
   std::vector<std::string> prune_warnings;
-  std::vector<int> pruned; // rank 0: unlinked, still open; their blocks are freed in the background
   if (levels) {
     commit_local(p);
   } else {
@@ -269,26 +268,27 @@ void Checkpointer::Impl::commit(Pending &p) {
         detail::fsync_path(tmp_path.string(), false);
         detail::publish(dir, tmp_path, final_name);
         durable_in_dir = true;
-        prune_warnings = detail::prune(dir, opts.keep, step, &pruned);
+        prune_warnings = prune_in_background(step);
       });
     } catch (...) {
       cleanup_tmp();
       throw;
     }
   }
-  reap(std::move(pruned));
   for (const auto &w : prune_warnings)
     warn(w);
   committed(p, durable, blocked);
 }
 
-void Checkpointer::Impl::reap(std::vector<int> fds) {
-  if (fds.empty())
-    return;
-  reaper.submit([fds = std::move(fds)] {
-    for (const int fd : fds)
-      ::close(fd);
-  });
+std::vector<std::string> Checkpointer::Impl::prune_in_background(std::int64_t step) {
+  std::vector<int> pruned; // unlinked, still open: the last close frees their blocks
+  auto warnings = detail::prune(dir, opts.keep, step, &pruned);
+  if (!pruned.empty())
+    reaper.submit([fds = std::move(pruned)] {
+      for (const int fd : fds)
+        ::close(fd);
+    });
+  return warnings;
 }
 
 void Checkpointer::Impl::committed(const Pending &p, double durable, double blocked) {

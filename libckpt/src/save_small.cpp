@@ -244,13 +244,9 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       // run has a durable checkpoint in the directory to fall back to.
       write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync);
       durable_in_dir = true;
-      if (job.mode == Mode::sync) { // on the application's thread: the deletions go to the reaper
-        std::vector<int> pruned;
-        job.warnings = detail::prune(dir, opts.keep, job.step, &pruned);
-        reap(std::move(pruned));
-      } else {
-        job.warnings = detail::prune(dir, opts.keep, job.step);
-      }
+      // Sync: on the application's thread, so the blocks are freed by the reaper; async: this
+      // is the background writer already.
+      job.warnings = job.mode == Mode::sync ? prune_in_background(job.step) : detail::prune(dir, opts.keep, job.step);
     });
     job.write_end = mono();
     // Async: the outcome is known here (every rank's packing was fine), so the statistics

@@ -235,7 +235,9 @@ struct Checkpointer::Impl {
   // before rank 0 writes the next save, so a nearly full disk has the space back by then,
   // and when the Checkpointer closes.
   detail::Worker reaper;
-  void reap(std::vector<int> fds);
+  // Rank 0, on the application's thread: retention up to `step` (detail::prune), the pruned
+  // files' blocks freed by the reaper. Returns prune's warnings.
+  std::vector<std::string> prune_in_background(std::int64_t step);
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then
