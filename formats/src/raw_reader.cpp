@@ -19,18 +19,6 @@ namespace ckpt::formats {
 
 namespace {
 
-// Fields whose extents all go through the ring: their hashing can move to the helper
-// thread (which sees their bytes in file order), splitting the CPU work in two.
-std::vector<bool> ring_hashed(const WritePlan &plan) {
-  std::vector<int> state(plan.nfields, 0); // 1: all direct so far, 2: mixed or small
-  for (const Extent &e : plan.extents)
-    state[e.field] = e.direct && state[e.field] != 2 ? 1 : 2;
-  std::vector<bool> r(plan.nfields);
-  for (std::size_t i = 0; i < plan.nfields; ++i)
-    r[i] = state[i] == 1 && plan.hashed[i];
-  return r;
-}
-
 void pread_full(int fd, std::byte *p, std::uint64_t n, std::uint64_t off, const std::string &path,
                 std::uint64_t need) {
   // Reads up to n bytes; fails when fewer than `need` arrive (end of file).
@@ -85,14 +73,17 @@ std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePl
     return h.digests(plan);
   }
 
-  // A reader thread fills aligned slots with O_DIRECT ahead of this thread, which copies
-  // them out into application memory and hashes them.
+  // ring_readers threads fill aligned slots with O_DIRECT ahead of this thread, which
+  // hashes them (in file order) and copies them out into application memory. The readers
+  // claim the windows in file order, each with a free slot, so the window this thread
+  // needs next is always claimed first, and while one reader waits for the disk the other
+  // has its request queued too: the device sees no gap between requests, as with one
+  // large plain read.
   ring.reserve(ring_slots * ring_slot_bytes);
   struct Window {
     std::uint64_t file, begin, end; // slot-relative valid range
     std::size_t field;
   };
-  const std::vector<bool> thread_hash = ring_hashed(plan);
   std::vector<Window> windows;
   for (const Extent &e : plan.extents) {
     if (!e.direct)
@@ -105,48 +96,58 @@ std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePl
   }
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::pair<std::size_t, std::size_t>> full; // (window, slot)
+  constexpr std::size_t none = ~std::size_t{0};
+  std::vector<std::size_t> slot_of(windows.size(), none); // filled windows: their slot
   std::vector<std::size_t> free_slots;
   for (std::size_t i = 0; i < ring_slots; ++i)
     free_slots.push_back(i);
+  std::size_t claimed = 0; // windows handed to a reader so far
   bool stop = false;
   std::exception_ptr failure;
-  std::thread reader([&] {
+  auto read_windows = [&] {
     if (any_cpu)
       allow_every_cpu();
-    for (std::size_t wi = 0; wi < windows.size(); ++wi) {
-      const auto free_slot = take_free_slot(mu, cv, free_slots, [&] { return stop; });
-      if (!free_slot)
-        return;
-      const std::size_t slot = *free_slot;
+    for (;;) {
+      std::size_t wi = 0, slot = 0;
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return stop || claimed == windows.size() || !free_slots.empty(); });
+        if (stop || claimed == windows.size())
+          return;
+        wi = claimed++;
+        slot = free_slots.back();
+        free_slots.pop_back();
+      }
       try {
         const Window &w = windows[wi];
         std::byte *dst = ring.data() + slot * ring_slot_bytes;
-        const std::uint64_t n = align_up(w.end, direct_align);
-        pread_full(dfd, dst, n, w.file, path, w.end); // the last page may lie past the end of file
-        if (thread_hash[w.field])
-          h.update(w.field, dst + w.begin, w.end - w.begin);
+        pread_full(dfd, dst, align_up(w.end, direct_align), w.file, path, w.end); // the last page may lie past the end of file
       } catch (...) {
         std::lock_guard lk(mu);
-        failure = std::current_exception();
+        if (!failure)
+          failure = std::current_exception();
         stop = true;
         cv.notify_all();
         return;
       }
       {
         std::lock_guard lk(mu);
-        full.emplace_back(wi, slot);
+        slot_of[wi] = slot;
       }
       cv.notify_all();
     }
-  });
+  };
+  std::vector<std::thread> readers;
+  for (std::size_t i = 0; i < std::min<std::size_t>(ring_readers, windows.size()); ++i)
+    readers.emplace_back(read_windows);
   auto finish = [&] {
     {
       std::lock_guard lk(mu);
       stop = true;
     }
     cv.notify_all();
-    reader.join();
+    for (auto &t : readers)
+      t.join();
   };
   try {
     std::size_t next = 0;
@@ -159,27 +160,24 @@ std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePl
       Cursor cur{e.runs};
       std::uint64_t left = e.bytes;
       while (left > 0) {
-        std::pair<std::size_t, std::size_t> item;
+        std::size_t slot = 0;
         {
           std::unique_lock lk(mu);
-          cv.wait(lk, [&] { return !full.empty() || failure; });
+          cv.wait(lk, [&] { return slot_of[next] != none || failure; });
           if (failure)
             std::rethrow_exception(failure);
-          item = full.front();
-          full.pop_front();
+          slot = slot_of[next];
         }
-        if (item.first != next)
-          throw Error(Errc::internal, -1, "restore: read windows out of order");
         const Window &w = windows[next++];
-        const std::byte *src = ring.data() + item.second * ring_slot_bytes + w.begin;
+        const std::byte *src = ring.data() + slot * ring_slot_bytes + w.begin;
         const std::uint64_t n = w.end - w.begin;
-        if (plan.hashed[e.field] && !thread_hash[e.field])
+        if (plan.hashed[e.field])
           h.update(e.field, src, n);
         left -= n;
         cur.fill(src, n);
         {
           std::lock_guard lk(mu);
-          free_slots.push_back(item.second);
+          free_slots.push_back(slot);
         }
         cv.notify_all();
       }

@@ -149,6 +149,8 @@ std::vector<std::uint64_t> write_streaming(const std::string &path, const WriteP
 inline constexpr std::uint64_t ring_slots = 4;
 /// Threads that write the ring's slots: as many direct requests in flight.
 inline constexpr std::size_t ring_writers = 2;
+/// Restore: threads that read the ring's slots (as many requests in flight).
+inline constexpr std::size_t ring_readers = 2;
 
 /// Lets the calling thread run on every CPU of the process's cpuset rather than on the CPUs
 /// its creator is bound to (a launcher binds each rank to a core; the kernel intersects the
@@ -183,8 +185,8 @@ void place_plan(const WritePlan &plan, std::byte *image);
 std::vector<std::uint64_t> write_snapshot(const std::string &path, const WritePlan &plan, const Staging &staging);
 
 /// Restore: reads the plan's extents from `path` into the memory its runs name (the runs
-/// are destinations here), large extents with O_DIRECT through `ring` while a helper
-/// thread reads ahead. Returns the XXH3-64 of each hashed field's bytes in file order.
+/// are destinations here), large extents with O_DIRECT through `ring` while ring_readers
+/// helper threads read ahead. Returns the XXH3-64 of each hashed field's bytes in file order.
 /// No MPI, no HDF5. `any_cpu` as for write_streaming. \throws Error(corrupt) when the file
 /// is short or unreadable.
 std::vector<std::uint64_t> read_streaming(const std::string &path, const WritePlan &plan, Staging &ring,
