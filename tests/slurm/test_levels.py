@@ -212,11 +212,18 @@ def scenario_partner(args, c):
     h.check(hit["before"] == [] and hit["after"] == [] and on_disk == [],
             "the shared directory held checkpoints %s before the kill, %s after, %s at the requeue; expected none "
             "(CKPT_FLUSH_EVERY=0)" % (hit["before"], hit["after"], on_disk))
+    # The log is a lower bound of what allocation 1 committed: on a loaded machine the kill
+    # can land after a later checkpoint committed but before its line left the nodes (the
+    # lines in flight die with them). The restore must not go back past the log, and
+    # anything newer is a periodic checkpoint that the restore found complete.
     newest = a1["saved"][-1]
     step, level, lost, line = the_restore(a2, 1)
-    h.check(step == newest and 0 < step < app.steps,
-            "allocation 2 restored step %d, expected %d, the newest checkpoint committed before the loss "
-            "(allocation 1 committed %s)" % (step, newest, a1["saved"]))
+    if step > newest:
+        h.log("allocation 2 restored step %d, newer than the last logged commit %d: the kill landed after it"
+              % (step, newest))
+    h.check(newest <= step < app.steps and (step - newest) % app.every == 0,
+            "allocation 2 restored step %d, expected %d or a later checkpoint, the newest committed before the "
+            "loss (allocation 1 logged %s)" % (step, newest, a1["saved"]))
     h.check(level == PARTNER, "allocation 2 restored from %r, expected %r: %s" % (level, PARTNER, line))
     h.check(victim in lost.replace(",", " ").split() and "lost" in lost,
             "the restore line does not name the lost node %s: %s" % (victim, line))
