@@ -51,6 +51,7 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
   m.dir = m.opts.dir;
   m.worker.any_cpu(m.opts.writer_any_cpu);
   m.reaper.any_cpu(m.opts.writer_any_cpu);
+  m.dir_syncer.any_cpu(m.opts.writer_any_cpu);
   if (m.opts.every < 0 || m.opts.keep < 0 || m.opts.seconds < 0)
     throw Error(Errc::invalid_argument, m.rank(), "every, keep and seconds must not be negative");
 
@@ -117,6 +118,7 @@ Checkpointer::~Checkpointer() {
   } catch (...) {
   }
   impl_->close_levels();
+  impl_->reap_in_background(); // then the reaper's destructor waits for it
   if (impl_->handlers)
     detail::uninstall_stop_handlers();
 }

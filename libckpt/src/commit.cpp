@@ -1,4 +1,5 @@
 #include "commit.hpp"
+#include "async_writer.hpp"
 #include "session.hpp"
 
 #include <ckpt/catalog.hpp>
@@ -10,12 +11,14 @@
 #include <bit>
 #include <cerrno>
 #include <csignal>
+#include <exception>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace fs = std::filesystem;
 
@@ -92,13 +95,33 @@ void publish(const fs::path &dir, const fs::path &tmp, const std::string &final_
 }
 
 void commit_written(const fs::path &dir, int fd, const fs::path &tmp, const std::string &final_name,
-                    bool rename_first, Fault f_fsync) {
+                    bool rename_first, Fault f_fsync, Worker *dir_syncer) {
   const fs::path final_path = dir / final_name;
   const fs::path *named = &tmp; // where the file is now, removed on failure
+  // The directory's fsync on `dir_syncer` (rename first only): its outcome, read once the
+  // thread is done; waited for on every way out, error or not.
+  std::exception_ptr dir_failure;
+  struct Join {
+    Worker *w = nullptr;
+    ~Join() {
+      if (w)
+        w->wait();
+    }
+  } join;
   try {
     if (rename_first) {
       rename_into_place(tmp, final_path);
       named = &final_path;
+      if (dir_syncer) {
+        dir_syncer->submit([&dir, &dir_failure] {
+          try {
+            fsync_path(dir.string(), true);
+          } catch (...) {
+            dir_failure = std::current_exception();
+          }
+        });
+        join.w = dir_syncer;
+      }
     }
     if (::fsync(fd) != 0) {
       const int err = errno;
@@ -110,7 +133,14 @@ void commit_written(const fs::path &dir, int fd, const fs::path &tmp, const std:
       rename_into_place(tmp, final_path);
       named = &final_path;
     }
-    fsync_path(dir.string(), true);
+    if (join.w) {
+      join.w->wait();
+      join.w = nullptr;
+      if (dir_failure)
+        std::rethrow_exception(dir_failure);
+    } else {
+      fsync_path(dir.string(), true);
+    }
   } catch (...) {
     ::unlink(named->c_str());
     throw;
@@ -281,14 +311,19 @@ void Checkpointer::Impl::commit(Pending &p) {
 }
 
 std::vector<std::string> Checkpointer::Impl::prune_in_background(std::int64_t step) {
-  std::vector<int> pruned; // unlinked, still open: the last close frees their blocks
-  auto warnings = detail::prune(dir, opts.keep, step, &pruned);
-  if (!pruned.empty())
-    reaper.submit([fds = std::move(pruned)] {
-      for (const int fd : fds)
-        ::close(fd);
-    });
-  return warnings;
+  // Unlinked, still open: the last close, on the reaper, frees their blocks.
+  return detail::prune(dir, opts.keep, step, &reap_fds);
+}
+
+void Checkpointer::Impl::reap_in_background(std::string stats_line) {
+  if (reap_fds.empty() && stats_line.empty())
+    return;
+  reaper.submit([this, fds = std::exchange(reap_fds, {}), line = std::move(stats_line)] {
+    if (!line.empty()) // first: a pruned file's last close may take milliseconds (discard)
+      append_stats(line);
+    for (const int fd : fds)
+      ::close(fd);
+  });
 }
 
 void Checkpointer::Impl::committed(const Pending &p, double durable, double blocked) {
@@ -322,8 +357,13 @@ void Checkpointer::Impl::committed(const Pending &p, double durable, double bloc
         log(fmt::format("step {} saved (async): {}, blocked {:.3f} s, durable after {:.3f} s ({:.2f} GB/s) -> {}", step,
                         human_bytes(p.payload), blocked, dur, gbps, where));
     }
-    if (!p.stats_appended)
-      append_stats(save_stats_line(p, dur, blocked));
+    // A sync save's line: off the application's thread, with the pruned files' last close.
+    // An async small save's line was written by its background writer; an async large
+    // save's commit runs at a later call, off the solver's critical path already.
+    std::string line = p.stats_appended ? std::string() : save_stats_line(p, dur, blocked);
+    if (p.mode == Mode::async && !line.empty())
+      append_stats(std::exchange(line, {}));
+    reap_in_background(std::move(line));
   }
 }
 

@@ -29,7 +29,8 @@ void Checkpointer::save(const FieldSet &fields, std::int64_t step, double time) 
 void Checkpointer::Impl::save(const std::vector<Field> &fields, std::int64_t step, double time) {
   const double t0 = mono();
   finish_pending();
-  reaper.wait(); // rank 0: the last pruned checkpoints' space is free before this save writes
+  reap_in_background(); // rank 0: descriptors left by a save that failed after its pruning
+  reaper.wait();        // the last pruned checkpoints' space is free before this save writes
   // A new save waits for the previous one to be committed. An async small save (rank 0 wrote
   // and published it, every rank knows its own part of the outcome) is committed on this
   // save's first collective, the block tables' all-reduce, instead of an agreement of its own.

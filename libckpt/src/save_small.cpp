@@ -103,13 +103,18 @@ bool same_reads(const std::vector<formats::FieldWrite> &a, const std::vector<for
 
 // Writes `n` bytes of `image` to a new file at `tmp` and commits it as `dir/final_name`
 // (detail::commit_written: fsync, rename, directory fsync, LATEST; see there for
-// `rename_first`).
+// `rename_first` and the directory's fsync on `dir_syncer`).
 void write_and_commit(const fs::path &dir, const fs::path &tmp, const std::string &final_name, const std::byte *image,
-                      std::uint64_t n, bool rename_first, detail::Fault f_fsync) {
-  // Never write through a file or link planted at the temp path.
-  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
-    throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", tmp.string(), std::strerror(errno)));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+                      std::uint64_t n, bool rename_first, detail::Fault f_fsync, detail::Worker &dir_syncer) {
+  // Never write through a file or link planted at the temp path: O_EXCL | O_NOFOLLOW, and
+  // whatever is there (a stale temp file of a killed run) is removed first.
+  auto create = [&] { return ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666); };
+  int fd = create();
+  if (fd < 0 && errno == EEXIST) {
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
+      throw Error(Errc::io, 0, fmt::format("cannot remove stale {}: {}", tmp.string(), std::strerror(errno)));
+    fd = create();
+  }
   if (fd < 0)
     throw Error(Errc::io, 0, fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno)));
   try {
@@ -119,7 +124,7 @@ void write_and_commit(const fs::path &dir, const fs::path &tmp, const std::strin
       ::unlink(tmp.c_str());
       throw;
     }
-    detail::commit_written(dir, fd, tmp, final_name, rename_first, f_fsync);
+    detail::commit_written(dir, fd, tmp, final_name, rename_first, f_fsync, &dir_syncer);
   } catch (...) {
     ::close(fd);
     throw;
@@ -242,7 +247,8 @@ void Checkpointer::Impl::save_small(std::unique_ptr<Pending> p, std::vector<form
       }
       // The commit's order: see detail::commit_written. The rename comes first once this
       // run has a durable checkpoint in the directory to fall back to.
-      write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync);
+      write_and_commit(dir, job.tmp_path, job.final_name, small_file.data(), bytes, durable_in_dir.load(), f_fsync,
+                       dir_syncer);
       durable_in_dir = true;
       // Sync: on the application's thread, so the blocks are freed by the reaper; async: this
       // is the background writer already.

@@ -229,15 +229,23 @@ struct Checkpointer::Impl {
   formats::FileImage small_image; // save_small, rank 0: the file in HDF5's memory, reused
   formats::WritePlan small_plan;  // save_small: how this rank packs its bytes, and what from
   std::vector<formats::FieldWrite> small_plan_of;
+  // Rank 0: fsyncs the directory of a small save while the application's thread (or the
+  // async writer) fsyncs the file (detail::commit_written). Declared before `worker`, whose
+  // jobs use it, so that it outlives it.
+  detail::Worker dir_syncer;
   detail::Worker worker;       // background writer of async saves (no MPI calls)
-  // Rank 0: closes the last descriptors of the checkpoints that pruning on the application's
-  // thread unlinked (detail::prune's `deferred`), which frees their blocks. Waited for
-  // before rank 0 writes the next save, so a nearly full disk has the space back by then,
-  // and when the Checkpointer closes.
+  // Rank 0: what a sync save leaves to do off the application's thread once committed:
+  // close the last descriptors of the checkpoints that pruning unlinked (detail::prune's
+  // `deferred`), which frees their blocks, and append the save's statistics line. Waited
+  // for before rank 0 writes the next save, so a nearly full disk has the space back by
+  // then, and when the Checkpointer closes.
   detail::Worker reaper;
-  // Rank 0, on the application's thread: retention up to `step` (detail::prune), the pruned
-  // files' blocks freed by the reaper. Returns prune's warnings.
+  std::vector<int> reap_fds; // unlinked by prune_in_background, not yet handed to the reaper
+  // Rank 0, on the application's thread: retention up to `step` (detail::prune); the pruned
+  // files' descriptors wait in reap_fds. Returns prune's warnings.
   std::vector<std::string> prune_in_background(std::int64_t step);
+  // Rank 0: hands reap_fds and `stats_line` (if not empty) to the reaper.
+  void reap_in_background(std::string stats_line = {});
   std::int64_t boundaries = 0; // should_checkpoint calls so far (equal on all ranks)
   std::int64_t req_boundary = 0, carry_boundary = 0; // the boundary the flags in flight/carried are from (0: none)
   // The stages of save (save.cpp; then save_small.cpp, or agreement.cpp and write.cpp), then

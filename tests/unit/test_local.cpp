@@ -3,6 +3,7 @@
 #include <ckpt/ckpt.hpp>
 #include <ckpt/formats/checksum.hpp>
 
+#include "async_writer.hpp" // libckpt/src: the helper threads
 #include "commit.hpp" // libckpt/src: the save's commit stage
 #include "plan.hpp"   // libckpt/src: the save's plan stage
 #include "policy.hpp" // libckpt/src: when to checkpoint and when to stop
@@ -339,12 +340,16 @@ TEST(Commit, PublishRenamesAndMovesLatest) {
 // A small save's commit in both orders. Where the file is when the process dies at the
 // fsync hook (right after the file's fsync) shows the order: in the usual one it is still
 // the temp file (nothing under the final name until it is durable); with rename_first it is
-// already under its final name. A failure at that point removes it under either name.
+// already under its final name. A failure at that point removes it under either name. The
+// rename-first order also with the directory's fsync on a helper thread (as rank 0 does).
 TEST(Commit, CommitWrittenInBothOrders) {
   using ckpt::detail::Fault;
-  for (const bool rename_first : {false, true}) {
-    SCOPED_TRACE(rename_first ? "rename first" : "fsync first");
-    const fs::path d = fresh_dir(rename_first ? "commit-rf" : "commit-ff");
+  for (const int mode : {0, 1, 2}) {
+    const bool rename_first = mode > 0;
+    ckpt::detail::Worker syncer;
+    ckpt::detail::Worker *helper = mode == 2 ? &syncer : nullptr;
+    SCOPED_TRACE(mode == 0 ? "fsync first" : mode == 1 ? "rename first" : "rename first, directory fsync alongside");
+    const fs::path d = fresh_dir(("commit-mode" + std::to_string(mode)).c_str());
     const std::string name = ckpt::checkpoint_file_name(5);
     auto open_tmp = [&] {
       const int fd = ::open((d / ".tmp-5").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -352,12 +357,15 @@ TEST(Commit, CommitWrittenInBothOrders) {
       EXPECT_EQ(::write(fd, "data", 4), 4);
       return fd;
     };
-    // Killed at the hook, in a child process.
+    // Killed at the hook, in a child process (with a helper: its thread is started in the
+    // child, which has only the thread that forked).
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
+      ckpt::detail::Worker child_syncer;
       const int fd = open_tmp();
-      ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::kill);
+      ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::kill,
+                                   helper ? &child_syncer : nullptr);
       ::_exit(0); // not reached: the hook kills
     }
     int status = 0;
@@ -369,18 +377,21 @@ TEST(Commit, CommitWrittenInBothOrders) {
     fs::remove(d / name);
     // A failure at the same point: no file left under either name, LATEST untouched.
     int fd = open_tmp();
-    EXPECT_THROW(ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::fail), ckpt::Error);
+    EXPECT_THROW(ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::fail, helper),
+                 ckpt::Error);
     ::close(fd);
     EXPECT_FALSE(fs::exists(d / name));
     EXPECT_FALSE(fs::exists(d / ".tmp-5"));
     EXPECT_FALSE(fs::exists(d / "LATEST"));
-    // And without a fault: committed, LATEST moved.
-    fd = open_tmp();
-    ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::none);
-    ::close(fd);
-    EXPECT_EQ(read_all(d / name), "data");
-    EXPECT_FALSE(fs::exists(d / ".tmp-5"));
-    EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
+    // And without a fault: committed, LATEST moved; twice (the helper is used again).
+    for (int i = 0; i < 2; ++i) {
+      fd = open_tmp();
+      ckpt::detail::commit_written(d, fd, d / ".tmp-5", name, rename_first, Fault::none, helper);
+      ::close(fd);
+      EXPECT_EQ(read_all(d / name), "data");
+      EXPECT_FALSE(fs::exists(d / ".tmp-5"));
+      EXPECT_EQ(read_all(d / "LATEST"), name + "\n");
+    }
     fs::remove_all(d);
   }
 }
