@@ -53,7 +53,7 @@ void Worker::wait() {
 // (20-200 us), so the thread wakes a few thousand times a second at most, on its own CPU.
 void Worker::nap() {
   const std::chrono::nanoseconds interval{interval_ns_.load(std::memory_order_relaxed)};
-  if (interval <= std::chrono::nanoseconds::zero() || interval > nap_limit)
+  if (!naps_ || interval <= std::chrono::nanoseconds::zero() || interval > nap_limit)
     return;
   const auto step = std::clamp<std::chrono::nanoseconds>(interval / 8, std::chrono::microseconds(20),
                                                          std::chrono::microseconds(200));

@@ -29,6 +29,10 @@ public:
   /// Whether the thread, once started, may run on any CPU of the process's cpuset rather
   /// than on the CPUs its creator is bound to (Options::writer_any_cpu). Before submit().
   void any_cpu(bool any) { any_cpu_ = any; }
+  /// Whether the thread naps between jobs that come often (the default) or always sleeps
+  /// until woken: for a helper whose jobs are rare or long next to a wake-up (~5 us), a
+  /// napping thread would only take CPU time from the solver. Before submit().
+  void naps(bool on) { naps_ = on; }
   /// Runs `job` on the background thread (started on first use). The previous job must be
   /// finished (call wait() first). `job` must not throw.
   void submit(std::function<void()> job);
@@ -49,6 +53,7 @@ private:
   std::function<void()> job_;
   std::atomic<bool> stop_{false};
   bool any_cpu_ = false;
+  bool naps_ = true;
   std::atomic<bool> done_{true};
   std::atomic<bool> posted_{false}; // a job was stored and not yet taken
   bool sleeping_ = false;           // the thread waits on cv_ (guarded by mu_)

@@ -52,6 +52,9 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
   m.worker.any_cpu(m.opts.writer_any_cpu);
   m.reaper.any_cpu(m.opts.writer_any_cpu);
   m.dir_syncer.any_cpu(m.opts.writer_any_cpu);
+  // Their jobs (an fsync, closing files) take far longer than waking them: they sleep.
+  m.reaper.naps(false);
+  m.dir_syncer.naps(false);
   if (m.opts.every < 0 || m.opts.keep < 0 || m.opts.seconds < 0)
     throw Error(Errc::invalid_argument, m.rank(), "every, keep and seconds must not be negative");
 
