@@ -515,6 +515,8 @@ FileImage::FileImage() = default;
 
 FileImage::~FileImage() = default;
 
+void FileImage::close() noexcept { open_.reset(); }
+
 std::uint64_t FileImage::build(const Header &header, const std::vector<FieldWrite> &fields, Staging &image,
                                Layout &layout) {
   h5::silence_errors();

@@ -10,11 +10,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <hdf5.h>
+#include <mutex>
 #include <unistd.h>
+#include <vector>
 
 namespace ckpt {
 
@@ -42,6 +46,48 @@ std::string human_bytes(std::uint64_t b) {
 }
 
 } // namespace detail
+
+namespace {
+
+// Sessions still open when MPI_Finalize is called: a Checkpointer declared in main() after
+// MPI_Init is destroyed at `return`, after the MPI_Finalize before it, when no collective
+// may run (Open MPI aborts the process, and the last async checkpoint would be lost) and
+// parallel HDF5 has shut down. MPI_Finalize first deletes the attributes of MPI_COMM_SELF,
+// newest first, while MPI still works (MPI 4.0, section 11.2.4): the callback of ours
+// closes those sessions there, newest first, as their destructors would. It is set after
+// HDF5 started (HDF5 sets its own there to shut itself down), so it runs before HDF5's.
+std::mutex open_mu;
+std::vector<Checkpointer::Impl *> open_sessions; // in the order they were opened
+int finalize_key = MPI_KEYVAL_INVALID;
+
+int close_at_finalize(MPI_Comm, int, void *, void *) {
+  std::vector<Checkpointer::Impl *> open;
+  {
+    std::lock_guard lk(open_mu);
+    open.swap(open_sessions);
+  }
+  for (auto it = open.rbegin(); it != open.rend(); ++it)
+    (*it)->shut_down();
+  return MPI_SUCCESS;
+}
+
+void watch_finalize(Checkpointer::Impl *m) {
+  std::lock_guard lk(open_mu);
+  if (finalize_key == MPI_KEYVAL_INVALID) {
+    H5open();
+    if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, close_at_finalize, &finalize_key, nullptr) != MPI_SUCCESS ||
+        MPI_Comm_set_attr(MPI_COMM_SELF, finalize_key, nullptr) != MPI_SUCCESS)
+      return; // best effort: without it, close every Checkpointer before MPI_Finalize
+  }
+  open_sessions.push_back(m);
+}
+
+void unwatch_finalize(Checkpointer::Impl *m) {
+  std::lock_guard lk(open_mu);
+  open_sessions.erase(std::remove(open_sessions.begin(), open_sessions.end(), m), open_sessions.end());
+}
+
+} // namespace
 
 Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_unique<Impl>()) {
   auto &m = *impl_;
@@ -97,33 +143,45 @@ Checkpointer::Checkpointer(MPI_Comm comm, Options options) : impl_(std::make_uni
   }
   m.open_levels();
   m.history.last_checkpoint = mono();
+  watch_finalize(&m);
+}
+
+void Checkpointer::Impl::shut_down() noexcept {
+  if (shut)
+    return;
+  shut = true;
+  try {
+    finish_pending();
+  } catch (...) {
+  }
+  // The last async checkpoint becomes durable and committed (collective, like wait()).
+  try {
+    complete_pending();
+  } catch (const Error &e) {
+    warn(fmt::format("the last asynchronous checkpoint was not committed: {}", e.detail()));
+  } catch (...) {
+  }
+  // With node-local storage, the newest checkpoint goes to CKPT_DIR (collective too).
+  try {
+    flush_final();
+  } catch (const Error &e) {
+    warn(fmt::format("the newest node-local checkpoint was not flushed to {}: {}", dir.string(), e.detail()));
+  } catch (...) {
+  }
+  close_levels();
+  reap_in_background(); // then the reaper's destructor waits for it
+  small_image.close();
+  if (handlers) {
+    detail::uninstall_stop_handlers();
+    handlers = false;
+  }
 }
 
 Checkpointer::~Checkpointer() {
   if (!impl_)
     return;
-  try {
-    impl_->finish_pending();
-  } catch (...) {
-  }
-  // The last async checkpoint becomes durable and committed (collective, like wait()).
-  try {
-    impl_->complete_pending();
-  } catch (const Error &e) {
-    impl_->warn(fmt::format("the last asynchronous checkpoint was not committed: {}", e.detail()));
-  } catch (...) {
-  }
-  // With node-local storage, the newest checkpoint goes to CKPT_DIR (collective too).
-  try {
-    impl_->flush_final();
-  } catch (const Error &e) {
-    impl_->warn(fmt::format("the newest node-local checkpoint was not flushed to {}: {}", impl_->dir.string(), e.detail()));
-  } catch (...) {
-  }
-  impl_->close_levels();
-  impl_->reap_in_background(); // then the reaper's destructor waits for it
-  if (impl_->handlers)
-    detail::uninstall_stop_handlers();
+  unwatch_finalize(impl_.get());
+  impl_->shut_down(); // nothing left to do when MPI_Finalize closed the session
 }
 
 Checkpointer::Checkpointer(Checkpointer &&) noexcept = default;

@@ -305,6 +305,12 @@ struct Checkpointer::Impl {
   void flush_finish(bool must);
   void flush_final();
   void close_levels() noexcept;
+  // What closing a session does while MPI and HDF5 still work (collective): the pending
+  // save committed, node-local storage flushed, HDF5 objects closed, stop handlers
+  // removed. Run by the destructor, or by MPI_Finalize for a session still open then
+  // (checkpointer.cpp); once.
+  void shut_down() noexcept;
+  bool shut = false;
 };
 
 } // namespace ckpt

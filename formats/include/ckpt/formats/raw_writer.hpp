@@ -71,6 +71,8 @@ public:
   /// save, returns its size and sets `layout`. No HDF5 call; build() and patchable() must
   /// not run at the same time.
   std::uint64_t patch(const Header &header, const std::vector<FieldWrite> &fields, Staging &image, Layout &layout);
+  /// Closes the in-memory file (its HDF5 objects); the next build() makes a new one.
+  void close() noexcept;
 
 private:
   struct Open; // the in-memory file and where its changing values lie
