@@ -53,8 +53,9 @@ namespace {
 // MPI_Init is destroyed at `return`, after the MPI_Finalize before it, when no collective
 // may run (Open MPI aborts the process, and the last async checkpoint would be lost) and
 // parallel HDF5 has shut down. MPI_Finalize first deletes the attributes of MPI_COMM_SELF,
-// newest first, while MPI still works (MPI 4.0, section 11.2.4): the callback of ours
-// closes those sessions there, newest first, as their destructors would. It is set after
+// newest first, while MPI still works (the MPI standard, "Allowing User Functions at
+// Process Termination"): the callback of ours closes those sessions there, newest first,
+// as their destructors would. It is set after
 // HDF5 started (HDF5 sets its own there to shut itself down), so it runs before HDF5's.
 std::mutex open_mu;
 std::vector<Checkpointer::Impl *> open_sessions; // in the order they were opened
@@ -185,7 +186,17 @@ Checkpointer::~Checkpointer() {
 }
 
 Checkpointer::Checkpointer(Checkpointer &&) noexcept = default;
-Checkpointer &Checkpointer::operator=(Checkpointer &&) noexcept = default;
+// Collective when this one holds a session: it is closed as the destructor closes it.
+Checkpointer &Checkpointer::operator=(Checkpointer &&other) noexcept {
+  if (this != &other) {
+    if (impl_) {
+      unwatch_finalize(impl_.get());
+      impl_->shut_down();
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 
 // ------------------------------------------------------------------------------------------
 // Registration (local)

@@ -1,8 +1,11 @@
 // A Checkpointer that outlives MPI_Finalize, as one declared in main() after MPI_Init is
 // when main calls MPI_Finalize before `return`:
 //   outlives_finalize DIR save sync|async   saves steps 1 and 2, calls MPI_Finalize, and
-//                                           only then destroys the Checkpointer;
-//   outlives_finalize DIR check             restores (a new job) and checks step 2's values.
+//                                           only then destroys the Checkpointer; the same
+//                                           in DIR-moved through a Checkpointer that is
+//                                           then assigned another one (which closes it);
+//   outlives_finalize DIR check             restores (a new job) and checks step 2's values,
+//                                           in DIR and DIR-moved.
 // MPI_Finalize closes the session (its last async save committed, HDF5 objects closed)
 // before MPI and HDF5 shut down: the save phase exits 0 with no MPI abort and no HDF5
 // error, and the check phase finds step 2 (ctest: tests/unit/CMakeLists.txt).
@@ -31,37 +34,54 @@ int main(int argc, char **argv) {
     for (std::uint64_t i = 0; i < n; ++i)
       u[i] = step * 1000.0 + rank * 10.0 + double(i) * 0.5;
   };
-  ckpt::Options o;
-  o.dir = dir;
-  o.signals = {};
-  o.mode = async ? ckpt::Mode::async : ckpt::Mode::sync;
-  std::optional<ckpt::Checkpointer> cp;
-  cp.emplace(MPI_COMM_WORLD, o);
-  cp->distributed("u", u.data(), {.global = {n * std::uint64_t(size)}, .offset = {n * std::uint64_t(rank)}, .count = {n}});
+  auto options = [&](const std::string &d) {
+    ckpt::Options o;
+    o.dir = d;
+    o.signals = {};
+    o.mode = async ? ckpt::Mode::async : ckpt::Mode::sync;
+    return o;
+  };
+  auto enroll = [&](ckpt::Checkpointer &c) {
+    c.distributed("u", u.data(), {.global = {n * std::uint64_t(size)}, .offset = {n * std::uint64_t(rank)}, .count = {n}});
+  };
   if (phase == "check") {
-    std::fill(u.begin(), u.end(), -1.0);
-    const auto step = cp->restore();
-    std::vector<double> want(n);
-    std::swap(want, u);
-    fill(2);
-    std::swap(want, u);
-    const int ok = step && *step == 2 && u == want ? 1 : 0;
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    cp.reset();
+    int all = 1;
+    for (const std::string &d : {dir, dir + "-moved"}) {
+      ckpt::Checkpointer cp(MPI_COMM_WORLD, options(d));
+      enroll(cp);
+      std::fill(u.begin(), u.end(), -1.0);
+      const auto step = cp.restore();
+      std::vector<double> want(n);
+      std::swap(want, u);
+      fill(2);
+      std::swap(want, u);
+      const int ok = step && *step == 2 && u == want ? 1 : 0;
+      int both = 0;
+      MPI_Allreduce(&ok, &both, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+      all = all && both;
+      if (rank == 0)
+        std::printf("%s: restored step %lld: %s\n", d.c_str(), step ? static_cast<long long>(*step) : -1LL,
+                    both ? "the values of step 2" : "WRONG");
+    }
     MPI_Finalize();
-    if (rank == 0)
-      std::printf("restored step %lld: %s\n", step ? static_cast<long long>(*step) : -1LL,
-                  all ? "the values of step 2" : "WRONG");
     return all ? 0 : 1;
   }
+  std::optional<ckpt::Checkpointer> cp, moved;
+  cp.emplace(MPI_COMM_WORLD, options(dir));
+  enroll(*cp);
+  moved.emplace(MPI_COMM_WORLD, options(dir + "-moved"));
+  enroll(*moved);
   fill(1);
   cp->save(1);
+  moved->save(1);
   fill(2);
   cp->save(2); // async: still being written when MPI_Finalize comes
-  fill(3);     // the snapshot of step 2 was taken
+  moved->save(2);
+  fill(3); // the snapshots of step 2 were taken
+  *moved = ckpt::Checkpointer(MPI_COMM_WORLD, options(dir + "-other")); // closes DIR-moved's session
   MPI_Finalize();
   cp.reset(); // as at the end of main(): MPI is finalized
+  moved.reset();
   if (rank == 0)
     std::printf("closed after MPI_Finalize\n");
   return 0;

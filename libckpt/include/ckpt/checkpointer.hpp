@@ -97,8 +97,12 @@ public:
   /// signal handlers.
   /// \throws Error(invalid_argument, io, restart_limit)
   Checkpointer(MPI_Comm comm, Options options = {});
+  /// Collective: commits a pending async save and flushes node-local storage. A
+  /// Checkpointer still open when MPI_Finalize is called is closed there (while MPI works),
+  /// and its destructor then does nothing more.
   ~Checkpointer();
   Checkpointer(Checkpointer &&) noexcept;
+  /// Closes this one's session first (collective, as the destructor), then takes `other`'s.
   Checkpointer &operator=(Checkpointer &&) noexcept;
   Checkpointer(const Checkpointer &) = delete;
   Checkpointer &operator=(const Checkpointer &) = delete;
