@@ -223,7 +223,8 @@ public:
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) {
-      // MPI is gone: freeing the duplicated communicator now would abort. Leak instead.
+      // MPI is gone: MPI_Finalize already closed the session (its last save committed, see
+      // libckpt/src/checkpointer.cpp); the little that is left is not freed.
       (void)cp_.release();
     } else {
       py::gil_scoped_release nogil;
