@@ -11,10 +11,10 @@
 #include <bit>
 #include <cerrno>
 #include <csignal>
-#include <exception>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
