@@ -361,9 +361,10 @@ void Checkpointer::Impl::committed(const Pending &p, double durable, double bloc
     // An async small save's line was written by its background writer; an async large
     // save's commit runs at a later call, off the solver's critical path already.
     std::string line = p.stats_appended ? std::string() : save_stats_line(p, dur, blocked);
-    if (p.mode == Mode::async && !line.empty())
-      append_stats(std::exchange(line, {}));
-    reap_in_background(std::move(line));
+    const bool sync = p.mode == Mode::sync;
+    if (!sync && !line.empty())
+      append_stats(line);
+    reap_in_background(sync ? std::move(line) : std::string());
   }
 }
 
