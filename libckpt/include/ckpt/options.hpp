@@ -97,7 +97,8 @@ struct Options {
   /// boundary; 0 agrees at every boundary. Saves every `every` steps need no agreement.
   double agree_seconds = 0.25;
   /// The background writer of async saves (and of node-local flushes), and the helper
-  /// threads of a large sync save (hasher, writers) and of a large restore (reader), may
+  /// threads of a large sync save (hasher, writers) and of a large restore (readers), and
+  /// rank 0's helpers (the small save's directory fsync, freeing pruned checkpoints), may
   /// run on any CPU the process's cpuset allows, instead of inheriting the rank's binding:
   /// an MPI launcher usually binds a rank to one core, and a writer on that core takes
   /// turns with the solver instead of overlapping it. The kernel keeps them inside the
